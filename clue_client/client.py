@@ -1,0 +1,189 @@
+"""The public client: canonicalise and tokenise locally, then ask the server.
+
+Nothing that leaves this module contains a raw identifier, its canonical form,
+or an unkeyed hash of either: only HMAC tokens under the network key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+import keys
+from clue_client import canonical, tokens
+from clue_client._transport import SignedSession
+from clue_client.config import NETWORK_PURPOSE, ClientConfig, config_path
+from clue_client.errors import ConfigError, InvalidIdentifier
+from clue_client.models import LookupResult, Report, ReportInput
+
+MAX_BATCH = 1000
+CATEGORIES = (
+    "card_theft", "bank_account_theft", "remittance_scam", "fictitious_transaction",
+    "circular_transaction", "forged_identity", "account_takeover", "phishing", "sticker_swap",
+    "other",
+)
+
+
+class ClueClient:
+    """A member's client for one CLUE server.
+
+    ``network_keys`` is the keyring of network-key versions: registrations use
+    the newest, look-ups ask under every version in one request.
+    """
+
+    def __init__(self, server_url: str, *, signing_key: Ed25519PrivateKey,
+                 server_public_key: Ed25519PublicKey, server_key_id: str,
+                 network_keys: keys.Keyring, timeout: float = 5.0, retries: int = 2,
+                 session: requests.Session | None = None) -> None:
+        if len(network_keys) == 0:
+            raise ConfigError("no network key: create one (`clue keys network new`) or "
+                              "copy your network's key file into the key directory")
+        self.network_keys = network_keys
+        self._http = SignedSession(
+            server_url, key_id=keys.key_id(signing_key.public_key()), signing_key=signing_key,
+            server_key_id=server_key_id, server_public_key=server_public_key,
+            timeout=timeout, retries=retries, session=session)
+
+    @classmethod
+    def from_config(cls, path: str | Path | None = None, *, passphrase: bytes | None = None,
+                    **overrides: Any) -> ClueClient:
+        """Build a client from ``clue keys init``'s config file (``CLUE_CONFIG``)."""
+        path = config_path(path)
+        config = ClientConfig.load(path)
+        base = path.parent
+        try:
+            signing_key, _ = keys.load_private_key(config.resolve(base, config.signing_key),
+                                                   purpose="member-signing",
+                                                   passphrase=passphrase)
+            server_key = keys.load_public_key(config.resolve(base, config.server_public_key))
+            network = keys.load_keyring(config.resolve(base, "."), NETWORK_PURPOSE,
+                                        passphrase=passphrase)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"key file missing: {exc.filename}") from exc
+        except keys.KeyFileError as exc:
+            raise ConfigError(str(exc)) from exc
+        assert isinstance(signing_key, Ed25519PrivateKey)
+        assert isinstance(server_key, Ed25519PublicKey)
+        options: dict[str, Any] = {"timeout": config.timeout, **overrides}
+        return cls(config.server_url, signing_key=signing_key, server_public_key=server_key,
+                   server_key_id=config.server_key_id, network_keys=network, **options)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def ping(self) -> dict[str, Any]:
+        """Check the connection, the signatures both ways, and the member's standing."""
+        result: dict[str, Any] = self._http.request("GET", "/ping", retry=True)
+        return result
+
+    def _token_fields(self, id_type: str, value: str, version: int) -> dict[str, Any]:
+        key = self.network_keys.get(version).secret
+        canon = canonical.canonicalize(id_type, value)
+        fields: dict[str, Any] = {
+            "type": id_type, "key_version": version,
+            "token": tokens.encode_token(tokens.derive_token(key, id_type, canon)),
+        }
+        if id_type == "email":
+            folded = canonical.email_folded(canon)
+            fields["folded_token"] = tokens.encode_token(tokens.derive_token(key, id_type, folded))
+        return fields
+
+    # -- registering ------------------------------------------------------------
+
+    def register(self, id_type: str, value: str, category: str, *,
+                 expires_in_days: int | None = None,
+                 idempotency_key: str | None = None) -> Report:
+        """Register one identifier; returns the report (an existing one if already there)."""
+        return self.register_many([ReportInput(id_type, value, category, expires_in_days)],
+                                  idempotency_key=idempotency_key)[0]
+
+    def register_many(self, items: Sequence[ReportInput], *,
+                      idempotency_key: str | None = None) -> list[Report]:
+        """Register up to 1,000 identifiers in one all-or-nothing request.
+
+        Without an explicit ``idempotency_key`` one is derived from the batch, so
+        a retry after a lost answer never duplicates.
+        """
+        if not items:
+            return []
+        if len(items) > MAX_BATCH:
+            raise ValueError(f"at most {MAX_BATCH} identifiers per request; split the batch")
+        body = {"reports": [self._report_fields(index, item) for index, item in enumerate(items)]}
+        key = idempotency_key or "auto-" + hashlib.sha256(
+            json.dumps(body, sort_keys=True).encode()).hexdigest()
+        data = self._http.request("POST", "/reports", body,
+                                  headers={"Idempotency-Key": key}, retry=True)
+        return [Report.from_json(r) for r in data["reports"]]
+
+    def _report_fields(self, index: int, item: ReportInput) -> dict[str, Any]:
+        if item.category not in CATEGORIES:
+            raise InvalidIdentifier(item.id_type, f"item {index}: unknown category "
+                                    f"{item.category!r}; one of {', '.join(CATEGORIES)}")
+        fields = self._token_fields(item.id_type, item.value, self.network_keys.current.version)
+        fields["category"] = item.category
+        if item.expires_in_days is not None:
+            fields["expires_in_days"] = item.expires_in_days
+        return fields
+
+    def withdraw(self, report_id: str) -> None:
+        """Withdraw one of the member's own reports (404 for anyone else's)."""
+        self._http.request("DELETE", f"/reports/{requests.utils.quote(report_id, safe='')}")
+
+    def reports(self, *, page_size: int = 500) -> Iterator[Report]:
+        """Every report of this member, oldest first (pages fetched as you iterate)."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if after:
+                params["after"] = after
+            data = self._http.request("GET", "/reports", params=params, retry=True)
+            for row in data["reports"]:
+                yield Report.from_json(row)
+            after = data.get("next_after")
+            if not after:
+                return
+
+    # -- looking up ---------------------------------------------------------------
+
+    def lookup(self, *, phone: str | None = None, email: str | None = None,
+               ip: str | None = None, device_id: str | None = None,
+               bank_account: str | None = None, jpqr_store: str | None = None,
+               qr_payee: str | None = None) -> dict[str, LookupResult]:
+        """Look up the given identifiers in one request; results keyed by type."""
+        given = {"phone": phone, "email": email, "ip": ip, "device_id": device_id,
+                 "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee}
+        pairs = [(t, v) for t, v in given.items() if v is not None]
+        if not pairs:
+            raise ValueError("give at least one identifier to look up")
+        return {r.id_type: r for r in self.lookup_many(pairs)}
+
+    def lookup_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]]
+                    ) -> list[LookupResult]:
+        """Look up many ``(type, value)`` pairs (or ``{"type":..., "value":...}``) at once.
+
+        Each identifier is asked under every network-key version; results come
+        back in the order given.
+        """
+        pairs = [(i["type"], i["value"]) if isinstance(i, dict) else i for i in identifiers]
+        versions = self.network_keys.versions
+        items = [self._token_fields(t, v, version) for t, v in pairs for version in versions]
+        results: list[LookupResult] = []
+        per_request = MAX_BATCH // len(versions) * len(versions)
+        for start in range(0, len(items), per_request):
+            data = self._http.request("POST", "/lookups", {"items": items[start:start + per_request]},
+                                      retry=True)
+            results.extend(LookupResult.from_json(item["type"], row)
+                           for item, row in zip(items[start:], data["results"], strict=False))
+        merged = []
+        for index, (id_type, value) in enumerate(pairs):
+            group = results[index * len(versions):(index + 1) * len(versions)]
+            result = group[0]
+            for other in group[1:]:
+                result = result.merge(other)
+            merged.append(LookupResult(**{**result.__dict__, "value": value}))
+        return merged

@@ -1,0 +1,71 @@
+"""A member's local configuration: where the server is and where its keys are.
+
+A small JSON file (``CLUE_CONFIG``, default ``var/clue.json``); relative key
+paths are read relative to the file's own directory, so a config and its key
+directory can be moved together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from clue_client.errors import ConfigError
+
+DEFAULT_CONFIG = Path("var/clue.json")
+DEFAULT_KEYS_DIR = Path("var/keys")
+SIGNING_KEY_FILE = "member-signing.key"
+SIGNING_PUBLIC_FILE = "member-signing.pub"
+SERVER_KEY_FILE = "server-signing.pub"
+NETWORK_PURPOSE = "network"
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("CLUE_CONFIG", DEFAULT_CONFIG))
+
+
+def keys_dir_default() -> Path:
+    return Path(os.environ.get("CLUE_KEYS_DIR", DEFAULT_KEYS_DIR))
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    server_url: str
+    keys_dir: str
+    server_key_id: str
+    signing_key: str = SIGNING_KEY_FILE
+    server_public_key: str = SERVER_KEY_FILE
+    timeout: float = 5.0
+
+    def resolve(self, base: Path, name: str) -> Path:
+        keys_dir = Path(self.keys_dir)
+        if not keys_dir.is_absolute():
+            keys_dir = base / keys_dir
+        return keys_dir / name
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> ClientConfig:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"no CLUE config at {path}; run `clue keys init` first") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read CLUE config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,74 @@
+"""API v1: one parent blueprint that authenticates every request and signs every answer.
+
+Domain blueprints (reports, lookups) hang under it; ``/v1/openapi.json`` and
+``/v1/server-key`` are the only unsigned-request endpoints (their answers are
+still signed).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from flask import Blueprint, Flask, Response, current_app, g, request
+
+import keys
+from clue_server import db
+from clue_server.auth import services as auth
+from clue_server.lookups.views import bp as lookups_bp
+from clue_server.reports.views import bp as reports_bp
+
+bp = Blueprint("v1", __name__, url_prefix="/v1")
+PUBLIC_ENDPOINTS = {"v1.openapi", "v1.server_key"}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    g.nonce = None
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    caller = auth.authenticate(db.get_session(), request, current_app.extensions["clue_nonces"])
+    g.caller = caller
+    g.nonce = caller.nonce
+
+
+@bp.get("/ping")
+def ping() -> dict[str, Any]:
+    return {"pong": True, "member_id": g.caller.member_id}
+
+
+@bp.get("/server-key")
+def server_key() -> dict[str, Any]:
+    server_keys = current_app.extensions["clue_keys"]
+    public = server_keys.public_key
+    return {
+        "key_id": server_keys.signing_key_id,
+        "algorithm": "ed25519",
+        "public_key_pem": keys.public_key_pem(public),
+        "public_key_raw": public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
+        "fingerprint": keys.fingerprint(public),
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    document = resources.files("clue_server").joinpath("openapi.json").read_text("utf-8")
+    return Response(document, content_type="application/json")
+
+
+bp.register_blueprint(reports_bp)
+bp.register_blueprint(lookups_bp)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.after_request
+    def _sign(response: Response) -> Response:
+        if request.path.startswith("/v1/") or request.path == "/v1":
+            auth.sign_response(response, request, app.extensions["clue_keys"],
+                               g.get("nonce"))
+        return response
+
+

@@ -1,0 +1,77 @@
+"""Server settings, read once from the environment (``CLUE_*``) or a mapping.
+
+Secrets never live here: the server's signing key and pepper are files in
+``CLUE_SERVER_KEYS_DIR``. Development defaults keep everything under ``var/``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ID_TYPES = ("phone", "email", "ip", "device_id", "bank_account", "jpqr_store", "qr_payee")
+CATEGORIES = (
+    "card_theft",
+    "bank_account_theft",
+    "remittance_scam",
+    "fictitious_transaction",
+    "circular_transaction",
+    "forged_identity",
+    "account_takeover",
+    "phishing",
+    "sticker_swap",
+    "other",
+)
+#: Default days a report lives, per identifier type (a report may ask for less).
+DEFAULT_RETENTION_DAYS = {t: (30 if t == "ip" else 365) for t in ID_TYPES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///var/clue.db"
+    server_keys_dir: Path = Path("var/server-keys")
+    redis_url: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    max_batch_items: int = 1000
+    #: Council maximum retention per type, in days.
+    max_retention_days: Mapping[str, int] = field(
+        default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
+    idempotency_ttl_hours: int = 24
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        settings = cls()
+        changes: dict[str, Any] = {}
+        if url := env.get("CLUE_DATABASE_URL"):
+            changes["database_url"] = url
+        if keys := env.get("CLUE_SERVER_KEYS_DIR"):
+            changes["server_keys_dir"] = Path(keys)
+        if redis_url := env.get("CLUE_REDIS_URL"):
+            changes["redis_url"] = redis_url
+        retention = dict(settings.max_retention_days)
+        for id_type in ID_TYPES:
+            if value := env.get(f"CLUE_MAX_RETENTION_DAYS_{id_type.upper()}"):
+                retention[id_type] = _positive_int(f"CLUE_MAX_RETENTION_DAYS_{id_type.upper()}",
+                                                   value)
+        changes["max_retention_days"] = retention
+        return replace(settings, **changes)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        values = dict(overrides)
+        if "server_keys_dir" in values:
+            values["server_keys_dir"] = Path(values["server_keys_dir"])
+        return replace(self, **values)
+
+
+def _positive_int(name: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number of days, not {value!r}") from None
+    if number < 1:
+        raise SystemExit(f"{name} must be at least 1")
+    return number

@@ -1,0 +1,142 @@
+"""One error hierarchy for the API, rendered once as RFC 9457 problem+json.
+
+Each class has a stable ``type`` URI (``urn:clue:problem:<slug>``) that clients
+may switch on; ``title`` is the same for every instance of the class and
+``detail`` says what was wrong with this request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_TYPE_PREFIX = "urn:clue:problem:"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ClueError(Exception):
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.slug
+
+    def to_problem(self) -> dict[str, Any]:
+        return {"type": self.type, "title": self.title, "status": self.status,
+                "detail": self.detail, **self.extra}
+
+
+class BadRequest(ClueError):
+    status, slug, title = 400, "bad-request", "Malformed request"
+
+
+class InvalidJson(BadRequest):
+    slug, title = "invalid-json", "Request body is not valid JSON"
+
+
+class ValidationFailed(ClueError):
+    status, slug, title = 422, "validation", "Request failed validation"
+
+
+class Unauthenticated(ClueError):
+    status, slug, title = 401, "unauthenticated", "Request signature rejected"
+
+
+class ReplayedRequest(Unauthenticated):
+    slug, title = "replayed", "Request nonce was already used"
+
+
+class MemberSuspended(ClueError):
+    status, slug, title = 403, "member-suspended", "Member is suspended"
+
+
+class NotFound(ClueError):
+    status, slug, title = 404, "not-found", "No such resource"
+
+
+class MethodNotAllowed(ClueError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class IdempotencyConflict(ClueError):
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key reused with another body"
+
+
+class IdempotencyInProgress(ClueError):
+    status, slug, title = 409, "idempotency-in-progress", "A request with this key is in progress"
+
+
+class PayloadTooLarge(ClueError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(ClueError):
+    status, slug, title = 415, "unsupported-media-type", "Body must be application/json"
+
+
+ALL_ERRORS: tuple[type[ClueError], ...] = (
+    ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
+    MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
+    PayloadTooLarge, UnsupportedMediaType,
+)
+
+
+def problem_response(error: ClueError, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(error.to_problem(), ensure_ascii=False)
+    response = Response(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+_HTTP_MAP: dict[int, type[ClueError]] = {
+    400: BadRequest, 404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ClueError)
+    def _clue_error(error: ClueError) -> Response:
+        return problem_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        code = error.code or 500
+        cls = _HTTP_MAP.get(code)
+        if cls is None:
+            return problem_response(_Generic(code, error.name, error.description or ""))
+        detail = {
+            413: f"the body exceeds {app.config['MAX_CONTENT_LENGTH']} bytes",
+            404: "no such endpoint",
+        }.get(code, error.description or cls.title)
+        return problem_response(cls(detail))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        app.logger.exception("unhandled error")
+        return problem_response(ClueError("the server hit an unexpected error; nothing was stored"))
+
+
+class _Generic(ClueError):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self._status, self._title = status, title
+
+    def to_problem(self) -> dict[str, Any]:
+        return {"type": "about:blank", "title": self._title, "status": self._status,
+                "detail": self.detail}
+
+    @property
+    def status(self) -> int:  # type: ignore[override]
+        return self._status

@@ -1,0 +1,120 @@
+"""Answering look-ups with least disclosure.
+
+A result says: matched or not, how (exact or folded e-mail), the categories,
+how many distinct members reported it, the first and last report dates (days,
+not times), and whether the caller itself reported it. It never says who.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clue_server.config import ID_TYPES, Settings
+from clue_server.keystore import ServerKeys
+from clue_server.reports.models import Report
+from clue_server.reports.services import MAX_KEY_VERSION
+from clue_server.validation import (
+    expect_choice,
+    expect_int,
+    expect_list,
+    expect_object,
+    expect_token,
+    item_error,
+)
+
+_CHUNK = 400  # bound the size of one IN (...) list
+
+
+@dataclass(frozen=True)
+class LookupItem:
+    id_type: str
+    key_version: int
+    token: bytes
+    folded_token: bytes | None
+
+
+def parse_lookup_body(body: Any, settings: Settings) -> list[LookupItem]:
+    root = expect_object(body, "", required={"items"})
+    items = expect_list(root["items"], "/items", max_items=settings.max_batch_items)
+    parsed = []
+    for index, raw in enumerate(items):
+        pointer = "/items"
+        if not isinstance(raw, dict):
+            raise item_error(pointer, index, "item", "must be an object", structural=True)
+        unknown = sorted(set(raw) - {"type", "key_version", "token", "folded_token"})
+        if unknown:
+            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+        for field in ("type", "key_version", "token"):
+            if field not in raw:
+                raise item_error(pointer, index, field, "is required", structural=True)
+        id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
+        key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
+                                 maximum=MAX_KEY_VERSION)
+        token = expect_token(raw, "token", pointer, index)
+        folded = None
+        if "folded_token" in raw:
+            if id_type != "email":
+                raise item_error(pointer, index, "folded_token", "is only allowed for email")
+            folded = expect_token(raw, "folded_token", pointer, index)
+        parsed.append(LookupItem(id_type, key_version, token, folded))
+    return parsed
+
+
+def lookup(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
+           *, now: dt.datetime) -> list[dict[str, Any]]:
+    exact_of: dict[bytes, list[int]] = defaultdict(list)
+    folded_of: dict[bytes, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        for h in server_keys.token_hashes(item.token):
+            exact_of[h].append(index)
+        if item.folded_token is not None:
+            for h in server_keys.token_hashes(item.folded_token):
+                folded_of[h].append(index)
+    exact_rows: dict[int, list[Report]] = defaultdict(list)
+    folded_rows: dict[int, list[Report]] = defaultdict(list)
+    for row in _matching_rows(session, list(exact_of), list(folded_of), now):
+        for index in exact_of.get(row.token_hash, ()):
+            if items[index].id_type == row.id_type:
+                exact_rows[index].append(row)
+        if row.folded_hash is not None:
+            for index in folded_of.get(row.folded_hash, ()):
+                if items[index].id_type == row.id_type:
+                    folded_rows[index].append(row)
+    return [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []))
+            for i in range(len(items))]
+
+
+def _matching_rows(session: Session, exact: list[bytes], folded: list[bytes],
+                   now: dt.datetime) -> list[Report]:
+    rows: dict[str, Report] = {}
+    for column, hashes in ((Report.token_hash, exact), (Report.folded_hash, folded)):
+        for start in range(0, len(hashes), _CHUNK):
+            chunk = hashes[start:start + _CHUNK]
+            query = select(Report).where(column.in_(chunk), Report.expires_at > now)
+            for row in session.scalars(query):
+                rows[row.id] = row
+    return list(rows.values())
+
+
+def _result(member_id: str, exact: list[Report], folded: list[Report]) -> dict[str, Any]:
+    rows = {r.id: r for r in exact + folded}.values()
+    if not rows:
+        return {"matched": False, "match": None, "categories": [], "reporters": 0,
+                "first_reported": None, "last_reported": None, "reported_by_me": False}
+    return {
+        "matched": True,
+        "match": "exact" if exact else "folded",
+        "categories": sorted({r.category for r in rows}),
+        "reporters": len({r.member_id for r in rows}),
+        "first_reported": min(r.created_at for r in rows).date().isoformat(),
+        "last_reported": max(r.created_at for r in rows).date().isoformat(),
+        "reported_by_me": any(r.member_id == member_id for r in rows),
+    }
+
+

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clue_server.db import Base, UtcDateTime, utcnow
+
+
+class Report(Base):
+    """One member's report of one identifier.
+
+    The server never holds the token itself, only ``HMAC(pepper[v], token)``
+    (``token_hash``) and, for e-mail, the same of the folded variant.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("member_id", "id_type", "category", "token_hash",
+                         name="uq_reports_member_type_category_token"),
+        Index("ix_reports_token_hash", "token_hash"),
+        Index("ix_reports_folded_hash", "folded_hash"),
+        Index("ix_reports_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    id_type: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    key_version: Mapped[int] = mapped_column(Integer)
+    pepper_version: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    folded_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -1,0 +1,171 @@
+"""Registering, withdrawing, listing and purging reports."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from clue_server.audit import services as audit
+from clue_server.config import CATEGORIES, ID_TYPES, Settings
+from clue_server.errors import NotFound
+from clue_server.keystore import ServerKeys
+from clue_server.reports.models import Report
+from clue_server.validation import (
+    expect_choice,
+    expect_int,
+    expect_list,
+    expect_object,
+    expect_token,
+    item_error,
+)
+
+MAX_KEY_VERSION = 1_000_000
+
+
+@dataclass(frozen=True)
+class NewReport:
+    id_type: str
+    category: str
+    key_version: int
+    token: bytes
+    folded_token: bytes | None
+    expires_in_days: int
+
+
+def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
+    """Validate a whole batch before anything is written; the first bad item rejects it."""
+    root = expect_object(body, "", required={"reports"})
+    items = expect_list(root["reports"], "/reports", max_items=settings.max_batch_items)
+    parsed = []
+    for index, raw in enumerate(items):
+        pointer = "/reports"
+        if not isinstance(raw, dict):
+            raise item_error(pointer, index, "item", "must be an object", structural=True)
+        unknown = sorted(set(raw) - {"type", "category", "key_version", "token", "folded_token",
+                                     "expires_in_days"})
+        if unknown:
+            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+        for field in ("type", "category", "key_version", "token"):
+            if field not in raw:
+                raise item_error(pointer, index, field, "is required", structural=True)
+        id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
+        category = expect_choice(raw, "category", pointer, index, CATEGORIES)
+        key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
+                                 maximum=MAX_KEY_VERSION)
+        token = expect_token(raw, "token", pointer, index)
+        folded = None
+        if "folded_token" in raw:
+            if id_type != "email":
+                raise item_error(pointer, index, "folded_token", "is only allowed for email")
+            folded = expect_token(raw, "folded_token", pointer, index)
+        maximum = settings.max_retention_days[id_type]
+        days = maximum
+        if "expires_in_days" in raw:
+            days = expect_int(raw, "expires_in_days", pointer, index, minimum=1, maximum=maximum)
+        parsed.append(NewReport(id_type, category, key_version, token, folded, days))
+    return parsed
+
+
+def new_report_id(now: dt.datetime) -> str:
+    # Time-ordered, so listing by id lists by registration time.
+    return f"r_{int(now.timestamp() * 1000):012x}{secrets.token_hex(8)}"
+
+
+def register(session: Session, member_id: str, reports: Sequence[NewReport],
+             server_keys: ServerKeys, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """Store a batch (the caller commits). A report the member already has is returned, not
+    duplicated, so re-running an import is safe."""
+    results: list[dict[str, Any]] = []
+    created_ids = []
+    hashes = [server_keys.token_hashes(new.token) for new in reports]
+    known = _existing(session, member_id, [h for hs in hashes for h in hs])
+    for new, token_hashes in zip(reports, hashes, strict=True):
+        existing = next((known[(new.id_type, new.category, h)] for h in token_hashes
+                         if (new.id_type, new.category, h) in known), None)
+        if existing is not None and existing.expires_at <= now:
+            session.delete(existing)
+            session.flush()
+            existing = None
+        if existing is not None:
+            results.append(_report_json(existing, now, created=False))
+            continue
+        report = Report(
+            id=new_report_id(now), member_id=member_id, id_type=new.id_type,
+            category=new.category, key_version=new.key_version,
+            pepper_version=server_keys.peppers.current.version,
+            token_hash=token_hashes[0],
+            folded_hash=server_keys.token_hash(new.folded_token) if new.folded_token else None,
+            created_at=now, expires_at=now + dt.timedelta(days=new.expires_in_days))
+        session.add(report)
+        known[(new.id_type, new.category, token_hashes[0])] = report
+        created_ids.append(report.id)
+        results.append(_report_json(report, now, created=True))
+    session.flush()
+    if created_ids:
+        audit.record(session, actor=member_id, action="report.register",
+                     subject=created_ids[0] if len(created_ids) == 1 else f"{len(created_ids)} reports",
+                     report_ids=created_ids)
+    return results
+
+
+def _existing(session: Session, member_id: str, hashes: list[bytes]
+              ) -> dict[tuple[str, str, bytes], Report]:
+    found: dict[tuple[str, str, bytes], Report] = {}
+    for start in range(0, len(hashes), 500):
+        chunk = hashes[start:start + 500]
+        for report in session.scalars(select(Report).where(Report.member_id == member_id,
+                                                           Report.token_hash.in_(chunk))):
+            found[(report.id_type, report.category, report.token_hash)] = report
+    return found
+
+
+def withdraw(session: Session, member_id: str, report_id: str) -> None:
+    report = session.get(Report, report_id) if len(report_id) <= 40 else None
+    # Another member's report is answered exactly like a missing one.
+    if report is None or report.member_id != member_id:
+        raise NotFound(f"no report {report_id[:40]!r} of yours")
+    session.delete(report)
+    audit.record(session, actor=member_id, action="report.withdraw", subject=report_id,
+                 id_type=report.id_type, category=report.category)
+
+
+def list_reports(session: Session, member_id: str, *, after: str | None, limit: int,
+                 now: dt.datetime) -> tuple[list[dict[str, Any]], str | None]:
+    query = select(Report).where(Report.member_id == member_id).order_by(Report.id).limit(limit + 1)
+    if after:
+        query = query.where(Report.id > after)
+    rows = list(session.scalars(query))
+    page, more = rows[:limit], len(rows) > limit
+    return [_report_json(r, now) for r in page], (page[-1].id if more else None)
+
+
+def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council") -> int:
+    result = session.execute(delete(Report).where(Report.expires_at <= now))
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    audit.record(session, actor=actor, action="report.purge_expired", subject="reports",
+                 count=count, before=now.isoformat())
+    return count
+
+
+def _report_json(report: Report, now: dt.datetime, created: bool | None = None
+                 ) -> dict[str, Any]:
+    data: Mapping[str, Any] = {
+        "id": report.id,
+        "type": report.id_type,
+        "category": report.category,
+        "key_version": report.key_version,
+        "created_at": _iso(report.created_at),
+        "expires_at": _iso(report.expires_at),
+        "expired": report.expires_at <= now,
+    }
+    return {**data, "created": created} if created is not None else dict(data)
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from clue_server import db
+from clue_server.errors import BadRequest
+from clue_server.idempotency import run_once
+from clue_server.reports import services
+from clue_server.validation import json_body
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+
+@bp.post("")
+def register() -> Response:
+    settings = current_app.extensions["clue_settings"]
+    reports = services.parse_register_body(json_body(request), settings)
+    session = db.get_session()
+
+    def write() -> tuple[int, dict[str, Any]]:
+        results = services.register(session, g.caller.member_id, reports,
+                                    current_app.extensions["clue_keys"], now=db.utcnow())
+        status = 201 if any(r["created"] for r in results) else 200
+        return status, {"reports": results}
+
+    return run_once(session, request, g.caller.member_id, write,
+                    ttl=dt.timedelta(hours=settings.idempotency_ttl_hours))
+
+
+@bp.delete("/<report_id>")
+def withdraw(report_id: str) -> dict[str, Any]:
+    session = db.get_session()
+    services.withdraw(session, g.caller.member_id, report_id)
+    session.commit()
+    return {"id": report_id, "withdrawn": True}
+
+
+@bp.get("")
+def list_reports() -> dict[str, Any]:
+    unknown = set(request.args) - {"limit", "after"}
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))}")
+    try:
+        limit = int(request.args.get("limit", "100"))
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    after = request.args.get("after")
+    if after is not None and len(after) > 40:
+        raise BadRequest("after must be a report id")
+    reports, next_after = services.list_reports(db.get_session(), g.caller.member_id,
+                                                after=after, limit=limit, now=db.utcnow())
+    return {"reports": reports, "next_after": next_after}

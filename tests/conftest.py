@@ -1,0 +1,119 @@
+"""Fixtures: every functional test runs against SQLite and, when
+``CLUE_TEST_DATABASE_URL`` is set, PostgreSQL too (same tests, parametrised)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+import keys
+from clue_client import ClueClient
+from clue_server import create_app, db
+from clue_server.keystore import ensure_server_keys, load_server_keys
+from clue_server.members import services as members
+from clue_server.migrate import upgrade
+from tests.helpers import BASE_URL, Creds, WSGIAdapter
+
+PG_URL = os.environ.get("CLUE_TEST_DATABASE_URL")
+TABLES = ("audit_events", "idempotency_records", "seen_nonces", "reports", "member_keys",
+          "members")
+
+
+def pytest_report_header() -> str:
+    return f"CLUE backends: sqlite{' + postgresql' if PG_URL else ' only (CLUE_TEST_DATABASE_URL unset)'}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "clue.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if not PG_URL:
+        pytest.skip("CLUE_TEST_DATABASE_URL is not set")
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "clue.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture(scope="session")
+def server_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("server-keys")
+    ensure_server_keys(directory)
+    return directory
+
+
+@pytest.fixture
+def app(database_url: str, server_keys_dir: Path) -> Iterator[Any]:
+    application = create_app({"database_url": database_url, "server_keys_dir": server_keys_dir,
+                              "redis_url": None})
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["clue_engine"].dispose()
+
+
+@pytest.fixture
+def http(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_member(app: Any) -> Any:
+    def make(name: str = "Example Pay") -> Creds:
+        key = keys.generate_signing_key()
+        with db.session_scope(app) as session:
+            member = members.add_member(session, name, key.public_key())
+            return Creds(member.id, key)
+
+    return make
+
+
+@pytest.fixture
+def network_keys() -> keys.Keyring:
+    return keys.Keyring([keys.new_symmetric_key("network", 1)])
+
+
+@pytest.fixture
+def make_client(app: Any, network_keys: keys.Keyring, server_keys_dir: Path) -> Any:
+    server = load_server_keys(server_keys_dir)
+
+    def make(creds: Creds, ring: keys.Keyring | None = None) -> tuple[ClueClient, WSGIAdapter]:
+        adapter = WSGIAdapter(app)
+        session = requests.Session()
+        session.mount(BASE_URL, adapter)
+        client = ClueClient(BASE_URL, signing_key=creds.signing_key,
+                            server_public_key=server.public_key,
+                            server_key_id=server.signing_key_id,
+                            network_keys=ring or network_keys, session=session, retries=0)
+        return client, adapter
+
+    return make
