@@ -100,6 +100,13 @@ class _OneKey(HTTPSignatureKeyResolver):
         return self.public if key_id == self.key_id else None
 
 
+def server_key_id(public_key: Ed25519PublicKey) -> str:
+    """The ``keyid`` the server signs responses with, derived from its public key."""
+    import keys
+
+    return "server-" + keys.key_id(public_key)
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(NONCE_BYTES)
 

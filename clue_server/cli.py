@@ -119,6 +119,15 @@ def purge_expired() -> None:
     click.echo(f"purged {count} expired report(s)")
 
 
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary directory afterwards.")
+def demo(keep: bool) -> None:
+    """A five-minute tour: two members, one reports, the other looks up."""
+    from clue_server.demo import run_demo
+
+    run_demo(keep=keep)
+
+
 class _member_errors:  # noqa: N801 - used as a context manager, reads like a phrase
     def __enter__(self) -> None:
         return None

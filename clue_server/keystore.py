@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import keys
+from clue_client.protocol import server_key_id
 
 SIGNING_FILE = "server-signing.key"
 SIGNING_PUBLIC_FILE = "server-signing.pub"
@@ -40,10 +41,6 @@ class ServerKeys:
     def token_hashes(self, token: bytes) -> list[bytes]:
         """The token's stored form under every active pepper version (newest first)."""
         return [hmac.new(p.secret, token, hashlib.sha256).digest() for p in self.peppers]
-
-
-def server_key_id(public_key: Ed25519PublicKey) -> str:
-    return "server-" + keys.key_id(public_key)
 
 
 def ensure_server_keys(directory: Path) -> list[str]:

@@ -26,6 +26,23 @@ TABLES = ("audit_events", "idempotency_records", "seen_nonces", "reports", "memb
           "members")
 
 
+REDIS_URL = os.environ.get("CLUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_postgres_passed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _postgres_passed
+    if report.when == "call" and report.passed and "postgresql" in report.nodeid:
+        _postgres_passed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # CI insists: a run where the PostgreSQL half silently skipped is a failure.
+    if os.environ.get("CLUE_REQUIRE_POSTGRES") == "1" and _postgres_passed == 0:
+        print("\nCLUE_REQUIRE_POSTGRES=1 but no PostgreSQL test passed", flush=True)
+        session.exitstatus = 1
+
+
 def pytest_report_header() -> str:
     return f"CLUE backends: sqlite{' + postgresql' if PG_URL else ' only (CLUE_TEST_DATABASE_URL unset)'}"
 
@@ -63,6 +80,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
     engine.dispose()
     yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if os.environ.get("CLUE_REQUIRE_POSTGRES") == "1":
+            raise
+        pytest.skip(f"Redis not answering at {REDIS_URL}")
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")
