@@ -11,8 +11,8 @@ only the tokens, signed with the member's key, are sent.
 
 __version__ = "0.1.0"
 
-from clue_client.client import ClueClient  # noqa: E402
-from clue_client.errors import (  # noqa: E402
+from clue_client.client import ClueClient
+from clue_client.errors import (
     AuthenticationError,
     ClueError,
     ConfigError,
@@ -25,7 +25,7 @@ from clue_client.errors import (  # noqa: E402
     TransportError,
     ValidationError,
 )
-from clue_client.models import LookupResult, Report, ReportInput  # noqa: E402
+from clue_client.models import LookupResult, Report, ReportInput
 
 __all__ = [
     "AuthenticationError",

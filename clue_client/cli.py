@@ -15,6 +15,8 @@ import csv
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -60,18 +62,15 @@ def _client(ctx: click.Context) -> ClueClient:
         raise click.ClickException(str(exc)) from exc
 
 
-class _errors:  # noqa: N801 - reads as `with _errors():`
+@contextmanager
+def _errors() -> Iterator[None]:
     """Turn SDK errors into one clear line and a non-zero exit."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, ServerError):
-            raise click.ClickException(f"{exc.status} {exc.title}: {exc.detail}") from exc
-        if isinstance(exc, ClueError):
-            raise click.ClickException(str(exc)) from exc
-        return False
+    try:
+        yield
+    except ServerError as exc:
+        raise click.ClickException(f"{exc.status} {exc.title}: {exc.detail}") from exc
+    except ClueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -331,7 +330,7 @@ def reports(ctx: click.Context, as_json: bool) -> None:
 @click.option("--qr-payee")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def lookup(ctx: click.Context, as_json: bool, **given: str | None) -> None:
+def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
     """Check identifiers against CLUE."""
     if not any(given.values()):
         raise click.UsageError("give at least one identifier, e.g. --phone 090-1234-5678")

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -19,7 +20,7 @@ import keys
 from clue_client import canonical, tokens
 from clue_client._transport import SignedSession
 from clue_client.config import NETWORK_PURPOSE, ClientConfig, config_path
-from clue_client.errors import ConfigError, InvalidIdentifier
+from clue_client.errors import ConfigError, InvalidIdentifier, ResponseVerificationError
 from clue_client.models import LookupResult, Report, ReportInput
 
 MAX_BATCH = 1000
@@ -132,7 +133,7 @@ class ClueClient:
 
     def withdraw(self, report_id: str) -> None:
         """Withdraw one of the member's own reports (404 for anyone else's)."""
-        self._http.request("DELETE", f"/reports/{requests.utils.quote(report_id, safe='')}")
+        self._http.request("DELETE", f"/reports/{quote(report_id, safe='')}")
 
     def reports(self, *, page_size: int = 500) -> Iterator[Report]:
         """Every report of this member, oldest first (pages fetched as you iterate)."""
@@ -175,12 +176,16 @@ class ClueClient:
         results: list[LookupResult] = []
         per_request = MAX_BATCH // len(versions) * len(versions)
         for start in range(0, len(items), per_request):
-            data = self._http.request("POST", "/lookups", {"items": items[start:start + per_request]},
-                                      retry=True)
+            chunk = items[start:start + per_request]
+            data = self._http.request("POST", "/lookups", {"items": chunk}, retry=True)
+            rows = data.get("results") if isinstance(data, dict) else None
+            if not isinstance(rows, list) or len(rows) != len(chunk):
+                raise ResponseVerificationError("the server answered a different number of "
+                                                "results than identifiers asked")
             results.extend(LookupResult.from_json(item["type"], row)
-                           for item, row in zip(items[start:], data["results"], strict=False))
+                           for item, row in zip(chunk, rows, strict=True))
         merged = []
-        for index, (id_type, value) in enumerate(pairs):
+        for index, (_id_type, value) in enumerate(pairs):
             group = results[index * len(versions):(index + 1) * len(versions)]
             result = group[0]
             for other in group[1:]:

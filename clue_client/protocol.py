@@ -21,6 +21,7 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import http_sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
     HTTPMessageSigner,
@@ -115,6 +116,7 @@ def sign_request(message: Any, body: bytes, *, key_id: str, private_key: Ed25519
                  nonce: str | None = None, created: dt.datetime | None = None) -> str:
     """Sign ``message`` (anything with method, url and headers) in place; return the nonce."""
     nonce = nonce or new_nonce()
+    message = message.as_request() if isinstance(message, Message) else message  # not a response
     signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519,
                                key_resolver=_OneKey(key_id, private=private_key))
     signer.sign(message, key_id=key_id, created=created or _now(), nonce=nonce,
@@ -194,8 +196,6 @@ def _verify(message: Any, body: bytes, public_key: Ed25519PublicKey, key_id: str
 
 
 def _signature_params(headers: Mapping[str, str]) -> dict[str, Any]:
-    import http_sf
-
     value = _header(headers, "Signature-Input")
     if value is None or _header(headers, "Signature") is None:
         raise SignatureError("the message is not signed (no Signature-Input / Signature)")
@@ -205,8 +205,9 @@ def _signature_params(headers: Mapping[str, str]) -> dict[str, Any]:
         raise SignatureError("Signature-Input is not a valid structured field") from exc
     if not isinstance(parsed, dict) or list(parsed) != [SIGNATURE_LABEL]:
         raise SignatureError(f'expected exactly one signature labelled "{SIGNATURE_LABEL}"')
-    member, params = parsed[SIGNATURE_LABEL]
-    if not isinstance(member, list):
+    entry: Any = parsed[SIGNATURE_LABEL]
+    member, params = entry
+    if not isinstance(member, list) or not isinstance(params, dict):
         raise SignatureError("Signature-Input member must be an inner list")
     return dict(params)
 

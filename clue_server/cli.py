@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -128,14 +130,12 @@ def demo(keep: bool) -> None:
     run_demo(keep=keep)
 
 
-class _member_errors:  # noqa: N801 - used as a context manager, reads like a phrase
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> bool:
-        if isinstance(exc, members.MemberError):
-            raise click.ClickException(str(exc)) from exc
-        return False
+@contextmanager
+def _member_errors() -> Iterator[None]:
+    try:
+        yield
+    except members.MemberError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _redacted(url: str) -> str:

@@ -44,7 +44,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_report_header() -> str:
-    return f"CLUE backends: sqlite{' + postgresql' if PG_URL else ' only (CLUE_TEST_DATABASE_URL unset)'}"
+    backends = "sqlite + postgresql" if PG_URL else "sqlite only (CLUE_TEST_DATABASE_URL unset)"
+    return f"CLUE backends: {backends}"
 
 
 @pytest.fixture(scope="session")

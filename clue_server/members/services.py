@@ -49,8 +49,8 @@ def set_status(session: Session, ref: str, status: str, *, actor: str = "council
     if member.status == status:
         raise MemberError(f"member {member.id} is already {status}")
     member.status = status
-    audit.record(session, actor=actor, action=f"member.{ 'suspend' if status == 'suspended' else 'resume'}",
-                 subject=member.id)
+    action = "member.suspend" if status == "suspended" else "member.resume"
+    audit.record(session, actor=actor, action=action, subject=member.id)
     return member
 
 

@@ -108,8 +108,8 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
         results.append(_report_json(report, now, created=True))
     session.flush()
     if created_ids:
-        audit.record(session, actor=member_id, action="report.register",
-                     subject=created_ids[0] if len(created_ids) == 1 else f"{len(created_ids)} reports",
+        subject = created_ids[0] if len(created_ids) == 1 else f"{len(created_ids)} reports"
+        audit.record(session, actor=member_id, action="report.register", subject=subject,
                      report_ids=created_ids)
     return results
 
