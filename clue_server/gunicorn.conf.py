@@ -11,3 +11,6 @@ graceful_timeout = 10
 accesslog = "-"
 # Each worker builds its own app (and database pool) after the fork.
 preload_app = False
+# Several CLUE servers (tests, demo, bench) may run side by side; gunicorn's
+# runtime control socket has one default path, so leave it off.
+control_socket_disable = True
