@@ -29,14 +29,15 @@ RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 class SignedSession:
     def __init__(self, base_url: str, *, key_id: str, signing_key: Ed25519PrivateKey,
-                 server_key_id: str, server_public_key: Ed25519PublicKey,
+                 server_keys: dict[str, Ed25519PublicKey],
                  timeout: float = 5.0, retries: int = 2,
                  session: requests.Session | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.signing_key = signing_key
-        self.server_key_id = server_key_id
-        self.server_public_key = server_public_key
+        #: Pinned server keys by key id: the current one and, during a rotation, the
+        #: endorsed next one.
+        self.server_keys = dict(server_keys)
         self.timeout = timeout
         self.retries = retries
         self.http = session or requests.Session()
@@ -78,9 +79,13 @@ class SignedSession:
             raise TransportError(f"cannot reach CLUE at {self.base_url}: {exc}") from exc
         content = response.content
         try:
+            server_key_id = protocol.read_key_id(response.headers)
+            if server_key_id not in self.server_keys:
+                raise protocol.SignatureError(f"signed by {server_key_id!r}, not a pinned "
+                                              "server key")
             protocol.verify_response(response.status_code, response.headers, content, prepared,
-                                     public_key=self.server_public_key,
-                                     key_id=self.server_key_id, nonce=nonce)
+                                     public_key=self.server_keys[server_key_id],
+                                     key_id=server_key_id, nonce=nonce)
         except protocol.SignatureError as exc:
             raise ResponseVerificationError(
                 f"refusing the server's answer ({response.status_code}): {exc}") from exc

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -23,13 +24,19 @@ from typing import Any, TextIO
 
 import click
 import requests
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
-from clue_client import canonical, protocol
+from clue_client import canonical, keyshare, protocol
 from clue_client.client import CATEGORIES, MAX_BATCH, ClueClient
 from clue_client.config import (
+    HPKE_KEY_FILE,
+    HPKE_PUBLIC_FILE,
     NETWORK_PURPOSE,
+    NEXT_SERVER_KEY_FILE,
     SERVER_KEY_FILE,
     SIGNING_KEY_FILE,
     SIGNING_PUBLIC_FILE,
@@ -37,7 +44,13 @@ from clue_client.config import (
     config_path,
     keys_dir_default,
 )
-from clue_client.errors import ClueError, InvalidIdentifier, ServerError, ValidationError
+from clue_client.errors import (
+    ClueError,
+    ConfigError,
+    InvalidIdentifier,
+    ServerError,
+    ValidationError,
+)
 from clue_client.models import ReportInput
 
 ID_TYPE = click.Choice(canonical.ID_TYPES)
@@ -53,12 +66,50 @@ def main(ctx: click.Context, config_file: Path | None) -> None:
     ctx.obj = config_path(config_file)
 
 
+def _passphrase(*, new: bool = False, ask: bool = False) -> bytes | None:
+    """``CLUE_KEY_PASSPHRASE``, else a prompt when asked (and a terminal is there)."""
+    if env := os.environ.get("CLUE_KEY_PASSPHRASE"):
+        return env.encode()
+    if not ask:
+        return None
+    text = click.prompt("passphrase for the key files", hide_input=True,
+                        confirmation_prompt=new)
+    return str(text).encode()
+
+
 def _client(ctx: click.Context) -> ClueClient:
-    passphrase = os.environ.get("CLUE_KEY_PASSPHRASE")
+    passphrase = _passphrase()
     try:
-        return ClueClient.from_config(ctx.obj, passphrase=passphrase.encode() if passphrase
-                                      else None)
+        try:
+            return ClueClient.from_config(ctx.obj, passphrase=passphrase)
+        except ConfigError as exc:
+            if not isinstance(exc.__cause__, keys.PassphraseRequired) or not sys.stdin.isatty():
+                raise
+            return ClueClient.from_config(ctx.obj, passphrase=_passphrase(ask=True))
     except ClueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _config(ctx: click.Context) -> tuple[ClientConfig, Path]:
+    try:
+        config = ClientConfig.load(ctx.obj)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    keys_dir = config.resolve(Path(ctx.obj).parent, ".")
+    return config, keys_dir
+
+
+def _private(path: Path, purpose: str) -> Any:
+    passphrase = _passphrase()
+    try:
+        try:
+            return keys.load_private_key(path, purpose=purpose, passphrase=passphrase)[0]
+        except keys.PassphraseRequired:
+            if not sys.stdin.isatty():
+                raise
+            return keys.load_private_key(path, purpose=purpose,
+                                         passphrase=_passphrase(ask=True))[0]
+    except (OSError, keys.KeyFileError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -88,10 +139,13 @@ def keys_group() -> None:
                    "the key is fetched from the server and its fingerprint shown to compare.")
 @click.option("--keys-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Key directory (default $CLUE_KEYS_DIR or var/keys).")
+@click.option("--passphrase", "seal", is_flag=True,
+              help="Seal the private key files with a passphrase ($CLUE_KEY_PASSPHRASE or a "
+                   "prompt).")
 @click.pass_context
 def keys_init(ctx: click.Context, server_url: str, server_key: Path | None,
-              keys_dir: Path | None) -> None:
-    """Create this member's signing key and the local config."""
+              keys_dir: Path | None, seal: bool) -> None:
+    """Create this member's signing and HPKE keys and the local config."""
     path: Path = ctx.obj
     keys_dir = (keys_dir or keys_dir_default()).absolute()
     signing_path = keys_dir / SIGNING_KEY_FILE
@@ -103,14 +157,20 @@ def keys_init(ctx: click.Context, server_url: str, server_key: Path | None,
         server_public = _fetch_server_key(server_url)
     if not isinstance(server_public, Ed25519PublicKey):
         raise click.ClickException("the server key is not an Ed25519 public key")
+    passphrase = _passphrase(new=True, ask=True) if seal else None
     signing = keys.generate_signing_key()
-    keys.save_private_key(signing_path, signing, purpose="member-signing")
+    keys.save_private_key(signing_path, signing, purpose="member-signing", passphrase=passphrase)
     keys.save_public_key(keys_dir / SIGNING_PUBLIC_FILE, signing.public_key())
+    hpke = keys.generate_hpke_key()
+    keys.save_private_key(keys_dir / HPKE_KEY_FILE, hpke, purpose="member-hpke",
+                          passphrase=passphrase)
+    keys.save_public_key(keys_dir / HPKE_PUBLIC_FILE, hpke.public_key())
     keys.save_public_key(keys_dir / SERVER_KEY_FILE, server_public, overwrite=True)
     ClientConfig(server_url=server_url, keys_dir=str(keys_dir),
                  server_key_id=protocol.server_key_id(server_public)).save(path)
     click.echo(f"signing key:   {signing_path}")
     click.echo(f"public key:    {keys_dir / SIGNING_PUBLIC_FILE}  (send this to the council)")
+    click.echo(f"HPKE key:      {keys_dir / HPKE_PUBLIC_FILE}  (send this too, for network keys)")
     click.echo(f"key id:        {keys.key_id(signing.public_key())}")
     click.echo(f"server key:    {keys.fingerprint(server_public)}")
     click.echo(f"config:        {path}")
@@ -134,20 +194,165 @@ def network_group() -> None:
     """Network keys (the HMAC keys tokens are made with; the server never holds them)."""
 
 
-@network_group.command("new")
-@click.pass_context
-def network_new(ctx: click.Context) -> None:
-    """Create the next network-key version in the key directory."""
-    config = ClientConfig.load(ctx.obj) if Path(ctx.obj).exists() else None
-    keys_dir = Path(config.keys_dir) if config else keys_dir_default()
+def _new_network_key(ctx: click.Context) -> keys.SymmetricKey:
+    keys_dir = _config(ctx)[1] if Path(ctx.obj).exists() else keys_dir_default()
     try:
         version = keys.load_keyring(keys_dir, NETWORK_PURPOSE).current.version + 1
     except FileNotFoundError:
         version = 1
+    key = keys.new_symmetric_key(NETWORK_PURPOSE, version)
     path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, version)
-    keys.save_symmetric_key(path, keys.new_symmetric_key(NETWORK_PURPOSE, version))
-    click.echo(f"network key v{version}: {path}")
-    click.echo("give this file to the other members over a secure channel; never to the council")
+    keys.save_symmetric_key(path, key)
+    click.echo(f"network key v{version}: {path} ({keys.fingerprint(key)})")
+    return key
+
+
+@network_group.command("new")
+@click.pass_context
+def network_new(ctx: click.Context) -> None:
+    """Create the next network-key version in the key directory."""
+    _new_network_key(ctx)
+    click.echo("share it with `clue keys network share` (sealed to each member; the council "
+               "relays it but cannot read it)")
+
+
+def _share(ctx: click.Context, key: keys.SymmetricKey) -> None:
+    config = _config(ctx)[0]
+    client = _client(ctx)
+    signing = _private(config.resolve(Path(ctx.obj).parent, config.signing_key),
+                       "member-signing")
+    with _errors():
+        me = client.me()["member_id"]
+        result = keyshare.share(client, key, signing, own_member_id=me)
+    click.echo(f"network key v{key.version} sealed to {len(result.shared_with)} member(s): "
+               f"{', '.join(result.shared_with) or 'none yet'}")
+    click.echo(f"fingerprint {keys.fingerprint(key)}: members compare it after fetching")
+
+
+@network_group.command("share")
+@click.option("--version", type=click.IntRange(min=1), help="Version to share (default newest).")
+@click.pass_context
+def network_share(ctx: click.Context, version: int | None) -> None:
+    """Seal a network-key version to every admitted member and upload the envelopes."""
+    keys_dir = _config(ctx)[1]
+    try:
+        ring = keys.load_keyring(keys_dir, NETWORK_PURPOSE, passphrase=_passphrase())
+        key = ring.get(version) if version else ring.current
+    except (OSError, keys.KeyFileError) as exc:
+        raise click.ClickException(f"no network key to share: {exc}") from exc
+    _share(ctx, key)
+
+
+@network_group.command("rotate")
+@click.pass_context
+def network_rotate(ctx: click.Context) -> None:
+    """Create version N+1 and share it. Then re-register (`clue reregister`) under it."""
+    _share(ctx, _new_network_key(ctx))
+
+
+@network_group.command("fetch")
+@click.option("--trust", "trusted", multiple=True,
+              help="Accept envelopes only from these custodian signing-key ids.")
+@click.pass_context
+def network_fetch(ctx: click.Context, trusted: tuple[str, ...]) -> None:
+    """Fetch the network-key versions shared with this member and open them locally."""
+    keys_dir = _config(ctx)[1]
+    hpke = _private(keys_dir / HPKE_KEY_FILE, "member-hpke")
+    client = _client(ctx)
+    with _errors():
+        me = client.me()["member_id"]
+        try:
+            result = keyshare.fetch(client, hpke, keys_dir, own_member_id=me,
+                                    trusted_custodians=frozenset(trusted) or None)
+        except keyshare.ShareError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for version in result.saved:
+        click.echo(f"saved network key v{version} ({result.fingerprints[version]})")
+    for version in result.already_had:
+        click.echo(f"network key v{version}: already here, identical")
+    if not result.saved and not result.already_had:
+        click.echo("nothing shared with this member yet")
+
+
+@keys_group.command("publish")
+@click.pass_context
+def keys_publish(ctx: click.Context) -> None:
+    """Register this member's HPKE public key with the server (if the council did not)."""
+    keys_dir = _config(ctx)[1]
+    public = keys.load_public_key(keys_dir / HPKE_PUBLIC_FILE)
+    if not isinstance(public, X25519PublicKey):
+        raise click.ClickException(f"{keys_dir / HPKE_PUBLIC_FILE} is not an X25519 key")
+    with _errors():
+        _client(ctx).publish_hpke_key(public)
+    click.echo(f"HPKE key published ({keys.fingerprint(public)})")
+
+
+@keys_group.group("server")
+def server_group() -> None:
+    """The pinned server key."""
+
+
+@server_group.command("refresh")
+@click.pass_context
+def server_refresh(ctx: click.Context) -> None:
+    """Pin the server's next key when the current one endorses it; follow a promotion."""
+    config, keys_dir = _config(ctx)
+    current = keys.load_public_key(keys_dir / config.server_public_key)
+    assert isinstance(current, Ed25519PublicKey)
+    with _errors():
+        info = _client(ctx).server_key_info()
+    next_path = keys_dir / NEXT_SERVER_KEY_FILE
+    if info["key_id"] != config.server_key_id:
+        # The server now signs with a key we accepted earlier as "next": promote locally.
+        if not next_path.exists() or protocol.server_key_id(
+                keys.load_public_key(next_path)) != info["key_id"]:  # type: ignore[arg-type]
+            raise click.ClickException("the server's key changed to one you never pinned; "
+                                       "ask the council")
+        next_path.replace(keys_dir / config.server_public_key)
+        ClientConfig(**{**config.__dict__, "server_key_id": info["key_id"]}).save(ctx.obj)
+        click.echo(f"now pinned: {info['key_id']} ({info['fingerprint']})")
+        return
+    nxt = info.get("next")
+    if not nxt:
+        click.echo(f"pinned {config.server_key_id}; no successor announced")
+        return
+    candidate = keys.load_public_key_pem(nxt["public_key_pem"])
+    assert isinstance(candidate, Ed25519PublicKey)
+    raw = candidate.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        current.verify(base64.urlsafe_b64decode(nxt["endorsement"]),
+                       protocol.endorsement_statement(raw))
+    except (InvalidSignature, ValueError) as exc:
+        raise click.ClickException("the announced next server key is not endorsed by the "
+                                   "pinned key; refusing it") from exc
+    keys.save_public_key(next_path, candidate, overwrite=True)
+    click.echo(f"pinned next server key {nxt['key_id']} ({keys.fingerprint(candidate)})")
+
+
+@keys_group.group("signing")
+def signing_group() -> None:
+    """This member's request-signing key."""
+
+
+@signing_group.command("rotate")
+@click.pass_context
+def signing_rotate(ctx: click.Context) -> None:
+    """Replace the signing key: register a new one, switch to it, revoke the old one."""
+    config, keys_dir = _config(ctx)
+    path = config.resolve(Path(ctx.obj).parent, config.signing_key)
+    old_client = _client(ctx)
+    old = _private(path, "member-signing")
+    new = keys.generate_signing_key()
+    with _errors():
+        old_client.add_signing_key(new.public_key())
+    passphrase = _passphrase()
+    keys.save_private_key(path, new, purpose="member-signing", passphrase=passphrase,
+                          overwrite=True)
+    keys.save_public_key(keys_dir / SIGNING_PUBLIC_FILE, new.public_key(), overwrite=True)
+    with _errors():
+        _client(ctx).revoke_signing_key(keys.key_id(old.public_key()))
+    click.echo(f"signing key rotated: {keys.key_id(old.public_key())} revoked, "
+               f"{keys.key_id(new.public_key())} in use")
 
 
 # -- reporting ------------------------------------------------------------------------
@@ -355,3 +560,51 @@ def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
 
 def _d(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+# -- risk decisions ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--phone")
+@click.option("--email")
+@click.option("--ip")
+@click.option("--device-id")
+@click.option("--bank-account")
+@click.option("--qr-payload", help="A scanned QR payload (parsed here, never sent).")
+@click.option("--amount-jpy", type=click.IntRange(min=0), help="Check a payment of this amount.")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy TOML (default: the SDK's). Alone, just validates and summarises it.")
+@click.option("--timeout-ms", type=click.IntRange(1, 60_000),
+              help="Budget for CLUE's answer (default: the policy's, 300 ms).")
+@click.option("--strict", is_flag=True, help="Fail instead of falling back when CLUE is down.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def explain(ctx: click.Context, /, qr_payload: str | None, amount_jpy: int | None,
+            policy_file: Path | None, timeout_ms: int | None, strict: bool, as_json: bool,
+            **given: str | None) -> None:
+    """Show the risk decision for identifiers, with the rules that fired and why."""
+    from clue_client.decisions import Fallback, PolicyError, load_policy
+    from clue_client.decisions.explain import decision_json, policy_table, render_decision
+    from clue_client.decisions.service import DecisionService
+
+    try:
+        policy = load_policy(policy_file)
+    except PolicyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not any(given.values()) and qr_payload is None:
+        if policy_file is None:
+            raise click.UsageError("give identifiers to check, e.g. --phone 090-1234-5678, "
+                                   "or --policy FILE to validate a policy")
+        click.echo(policy_table(policy))
+        return
+    client = _client(ctx)
+    fallback = Fallback(policy.fallback.tier, timeout_ms or policy.fallback.timeout_ms)
+    client.decisions = DecisionService.create(client, policy=policy, fallback=fallback,
+                                              cache=None, strict=strict)
+    with _errors():  # what check_signup / check_payment do, with this command's options
+        decision = client.decisions.check(given, qr_payload=qr_payload, amount_jpy=amount_jpy)
+    if as_json:
+        click.echo(json.dumps(decision_json(decision), indent=2, ensure_ascii=False))
+    else:
+        click.echo(render_decision(decision))

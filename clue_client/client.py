@@ -6,22 +6,36 @@ or an unkeyed hash of either: only HMAC tokens under the network key.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
-from clue_client import canonical, tokens
+from clue_client import canonical, protocol, tokens
 from clue_client._transport import SignedSession
-from clue_client.config import NETWORK_PURPOSE, ClientConfig, config_path
+from clue_client.config import (
+    NETWORK_PURPOSE,
+    NEXT_SERVER_KEY_FILE,
+    ClientConfig,
+    config_path,
+)
 from clue_client.errors import ConfigError, InvalidIdentifier, ResponseVerificationError
 from clue_client.models import LookupResult, Report, ReportInput
+
+if TYPE_CHECKING:
+    import datetime as dt
+    import os
+
+    from clue_client.decisions import Decision, Fallback, LookupCache, Policy
 
 MAX_BATCH = 1000
 CATEGORIES = (
@@ -39,17 +53,25 @@ class ClueClient:
     """
 
     def __init__(self, server_url: str, *, signing_key: Ed25519PrivateKey,
-                 server_public_key: Ed25519PublicKey, server_key_id: str,
-                 network_keys: keys.Keyring, timeout: float = 5.0, retries: int = 2,
-                 session: requests.Session | None = None) -> None:
-        if len(network_keys) == 0:
-            raise ConfigError("no network key: create one (`clue keys network new`) or "
-                              "copy your network's key file into the key directory")
-        self.network_keys = network_keys
+                 server_public_key: Ed25519PublicKey, server_key_id: str | None = None,
+                 network_keys: keys.Keyring | None, timeout: float = 5.0, retries: int = 2,
+                 session: requests.Session | None = None,
+                 next_server_public_key: Ed25519PublicKey | None = None,
+                 policy: Policy | str | os.PathLike[str] | None = None,
+                 fallback: Fallback | str | None = None, cache: LookupCache | None = None,
+                 strict: bool | None = None) -> None:
+        self._network_keys = network_keys
+        pinned = {server_key_id or protocol.server_key_id(server_public_key): server_public_key}
+        if next_server_public_key is not None:
+            pinned[protocol.server_key_id(next_server_public_key)] = next_server_public_key
         self._http = SignedSession(
             server_url, key_id=keys.key_id(signing_key.public_key()), signing_key=signing_key,
-            server_key_id=server_key_id, server_public_key=server_public_key,
-            timeout=timeout, retries=retries, session=session)
+            server_keys=pinned, timeout=timeout, retries=retries, session=session)
+        # Risk decisions (check_signup / check_payment): see clue_client.decisions.
+        from clue_client.decisions.service import DecisionService
+
+        self.decisions = DecisionService.create(self, policy=policy, fallback=fallback,
+                                                cache=cache, strict=strict)
 
     @classmethod
     def from_config(cls, path: str | Path | None = None, *, passphrase: bytes | None = None,
@@ -63,17 +85,31 @@ class ClueClient:
                                                    purpose="member-signing",
                                                    passphrase=passphrase)
             server_key = keys.load_public_key(config.resolve(base, config.server_public_key))
-            network = keys.load_keyring(config.resolve(base, "."), NETWORK_PURPOSE,
-                                        passphrase=passphrase)
+            next_path = config.resolve(base, NEXT_SERVER_KEY_FILE)
+            next_key = keys.load_public_key(next_path) if next_path.exists() else None
+            try:
+                network: keys.Keyring | None = keys.load_keyring(
+                    config.resolve(base, "."), NETWORK_PURPOSE, passphrase=passphrase)
+            except FileNotFoundError:
+                network = None  # key management still works; tokens need a network key
         except FileNotFoundError as exc:
             raise ConfigError(f"key file missing: {exc.filename}") from exc
         except keys.KeyFileError as exc:
             raise ConfigError(str(exc)) from exc
         assert isinstance(signing_key, Ed25519PrivateKey)
         assert isinstance(server_key, Ed25519PublicKey)
+        assert next_key is None or isinstance(next_key, Ed25519PublicKey)
         options: dict[str, Any] = {"timeout": config.timeout, **overrides}
         return cls(config.server_url, signing_key=signing_key, server_public_key=server_key,
-                   server_key_id=config.server_key_id, network_keys=network, **options)
+                   server_key_id=config.server_key_id, network_keys=network,
+                   next_server_public_key=next_key, **options)
+
+    @property
+    def network_keys(self) -> keys.Keyring:
+        if self._network_keys is None:
+            raise ConfigError("no network key yet: fetch it (`clue keys network fetch`) or, "
+                              "for a new network, create one (`clue keys network new`)")
+        return self._network_keys
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -149,6 +185,46 @@ class ClueClient:
             if not after:
                 return
 
+    # -- keys ---------------------------------------------------------------------------
+
+    def me(self) -> dict[str, Any]:
+        """This member as the server knows it: id, status, signing keys, HPKE key."""
+        result: dict[str, Any] = self._http.request("GET", "/members/me", retry=True)
+        return result
+
+    def publish_hpke_key(self, public_key: X25519PublicKey) -> None:
+        """Register the X25519 key other members seal network keys to."""
+        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._http.request("PUT", "/members/me/hpke-key", {"public_key": _b64url(raw)})
+
+    def add_signing_key(self, public_key: Ed25519PublicKey) -> None:
+        """Register another signing key for this member (signed with the current one)."""
+        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._http.request("POST", "/members/me/keys", {"public_key": _b64url(raw)})
+
+    def revoke_signing_key(self, key_id: str) -> None:
+        """Revoke one of this member's signing keys; requests signed with it then get 401."""
+        self._http.request("DELETE", f"/members/me/keys/{quote(key_id, safe='')}")
+
+    def network_directory(self) -> dict[str, Any]:
+        """Known network-key versions and the members (with HPKE keys) to share them with."""
+        result: dict[str, Any] = self._http.request("GET", "/network-keys", retry=True)
+        return result
+
+    def upload_envelopes(self, version: int, envelopes: list[dict[str, str]]) -> None:
+        self._http.request("POST", f"/network-keys/{version}/envelopes",
+                           {"envelopes": envelopes}, retry=True)
+
+    def my_envelopes(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._http.request(
+            "GET", "/network-keys/envelopes", retry=True)["envelopes"]
+        return result
+
+    def server_key_info(self) -> dict[str, Any]:
+        """The server's current (and staged next) signing key, as a signed answer."""
+        result: dict[str, Any] = self._http.request("GET", "/server-key", retry=True)
+        return result
+
     # -- looking up ---------------------------------------------------------------
 
     def lookup(self, *, phone: str | None = None, email: str | None = None,
@@ -192,3 +268,39 @@ class ClueClient:
                 result = result.merge(other)
             merged.append(LookupResult(**{**result.__dict__, "value": value}))
         return merged
+
+    # -- risk decisions -----------------------------------------------------------------
+
+    def check_signup(self, *, phone: str | None = None, email: str | None = None,
+                     ip: str | None = None, device_id: str | None = None,
+                     bank_account: str | None = None,
+                     now: dt.datetime | dt.date | None = None) -> Decision:
+        """Decide what to allow a new account: tier, limits and reasons, in one request.
+
+        If CLUE cannot answer within the policy's ``timeout_ms`` (300 ms by default)
+        this returns the fallback decision with ``degraded=True`` instead of raising
+        (unless the client has ``strict=True``). ``now`` fixes "today" for the ages
+        of reports. See docs/decisions.md.
+        """
+        return self.decisions.check({"phone": phone, "email": email, "ip": ip,
+                                     "device_id": device_id, "bank_account": bank_account},
+                                    now=now)
+
+    def check_payment(self, *, phone: str | None = None, email: str | None = None,
+                      ip: str | None = None, device_id: str | None = None,
+                      bank_account: str | None = None, amount_jpy: int | None = None,
+                      qr_payload: str | None = None,
+                      now: dt.datetime | dt.date | None = None) -> Decision:
+        """Decide on a payment from the paying account's identifiers and, for a scanned
+        static QR code, its payees and store, all in one request.
+
+        The payload is parsed here and never sent; ``decision.within_limits`` says
+        whether ``amount_jpy`` fits the tier's per-transaction cap.
+        """
+        return self.decisions.check({"phone": phone, "email": email, "ip": ip,
+                                     "device_id": device_id, "bank_account": bank_account},
+                                    qr_payload=qr_payload, amount_jpy=amount_jpy, now=now)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -19,6 +19,9 @@ DEFAULT_KEYS_DIR = Path("var/keys")
 SIGNING_KEY_FILE = "member-signing.key"
 SIGNING_PUBLIC_FILE = "member-signing.pub"
 SERVER_KEY_FILE = "server-signing.pub"
+NEXT_SERVER_KEY_FILE = "server-signing-next.pub"
+HPKE_KEY_FILE = "member-hpke.key"
+HPKE_PUBLIC_FILE = "member-hpke.pub"
 NETWORK_PURPOSE = "network"
 
 

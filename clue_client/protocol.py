@@ -108,6 +108,11 @@ def server_key_id(public_key: Ed25519PublicKey) -> str:
     return "server-" + keys.key_id(public_key)
 
 
+def endorsement_statement(next_public_raw: bytes) -> bytes:
+    """What the current server key signs to vouch for the next one (key rotation)."""
+    return b"clue/v1 server-key endorsement\x00" + next_public_raw
+
+
 def new_nonce() -> str:
     return secrets.token_urlsafe(NONCE_BYTES)
 
@@ -138,6 +143,16 @@ def read_key_id(headers: Mapping[str, str]) -> str:
     if not isinstance(key_id, str) or not key_id:
         raise SignatureError('the signature has no "keyid" parameter')
     return key_id
+
+
+def read_nonce(headers: Mapping[str, str]) -> str | None:
+    """The ``nonce`` a request claims, unverified: the server echoes it even in a refusal,
+    so the client can tell "refused" from "tampered with"."""
+    try:
+        nonce = _signature_params(headers).get("nonce")
+    except SignatureError:
+        return None
+    return str(nonce) if isinstance(nonce, str) else None
 
 
 def verify_request(message: Any, body: bytes, *, public_key: Ed25519PublicKey,
@@ -188,6 +203,7 @@ def _verify(message: Any, body: bytes, public_key: Ed25519PublicKey, key_id: str
             required: tuple[str, ...]) -> None:
     verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ED25519,
                                    key_resolver=_OneKey(key_id, public=public_key))
+    verifier.max_clock_skew = dt.timedelta(seconds=MAX_FUTURE_SKEW)  # library default: 5 s
     try:
         verifier.verify(message, max_age=None, expect_tag=None, require_components=required,
                         body=body)

@@ -7,16 +7,20 @@ still signed).
 
 from __future__ import annotations
 
+import base64
 from importlib import resources
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 import keys
+from clue_client import protocol
 from clue_server import db
 from clue_server.auth import services as auth
 from clue_server.lookups.views import bp as lookups_bp
+from clue_server.networkkeys.views import members_bp, network_bp
 from clue_server.reports.views import bp as reports_bp
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -42,8 +46,19 @@ def ping() -> dict[str, Any]:
 def server_key() -> dict[str, Any]:
     server_keys = current_app.extensions["clue_keys"]
     public = server_keys.public_key
+    answer: dict[str, Any] = _describe(public)
+    nxt = server_keys.next_signing_key
+    if nxt is not None:
+        raw = nxt.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        endorsement = server_keys.signing_key.sign(protocol.endorsement_statement(raw))
+        answer["next"] = {**_describe(nxt.public_key()),
+                          "endorsement": base64.urlsafe_b64encode(endorsement).decode()}
+    return answer
+
+
+def _describe(public: Ed25519PublicKey) -> dict[str, Any]:
     return {
-        "key_id": server_keys.signing_key_id,
+        "key_id": protocol.server_key_id(public),
         "algorithm": "ed25519",
         "public_key_pem": keys.public_key_pem(public),
         "public_key_raw": public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex(),
@@ -59,6 +74,8 @@ def openapi() -> Response:
 
 bp.register_blueprint(reports_bp)
 bp.register_blueprint(lookups_bp)
+bp.register_blueprint(members_bp)
+bp.register_blueprint(network_bp)
 
 
 def init_app(app: Flask) -> None:
@@ -67,8 +84,9 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _sign(response: Response) -> Response:
         if request.path.startswith("/v1/") or request.path == "/v1":
-            auth.sign_response(response, request, app.extensions["clue_keys"],
-                               g.get("nonce"))
+            # A refused request has no verified nonce; echo the one it claims.
+            nonce = g.get("nonce") or protocol.read_nonce(request.headers)
+            auth.sign_response(response, request, app.extensions["clue_keys"], nonce)
         return response
 
 

@@ -13,18 +13,33 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flask import Flask
+from sqlalchemy import func, select
 
 import keys
+from clue_client.protocol import server_key_id
 from clue_server import create_app, db
 from clue_server.config import Settings
-from clue_server.keystore import ensure_server_keys
+from clue_server.errors import ClueError
+from clue_server.keystore import (
+    PEPPER_PURPOSE,
+    ensure_server_keys,
+    load_server_keys,
+    promote_next_signing_key,
+    retire_pepper_file,
+    rotate_pepper,
+    stage_next_signing_key,
+)
 from clue_server.members import services as members
 from clue_server.migrate import upgrade
+from clue_server.networkkeys import services as networkkeys
 from clue_server.reports import services as reports
+from clue_server.reports.models import Report
 
 
 def _app() -> Flask:
@@ -62,17 +77,41 @@ def member() -> None:
 @click.option("--public-key", "public_key_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The member's Ed25519 signing public key (PEM), from `clue keys init`.")
-def member_add(name: str, public_key_path: Path) -> None:
+@click.option("--hpke-key", "hpke_key_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The member's X25519 (HPKE) public key, to receive network keys.")
+def member_add(name: str, public_key_path: Path, hpke_key_path: Path | None) -> None:
     """Admit a member and print its id."""
-    try:
-        public_key = keys.load_public_key(public_key_path)
-    except (keys.KeyFileError, ValueError) as exc:
-        raise click.ClickException(f"{public_key_path}: not a public key file ({exc})") from exc
-    if not isinstance(public_key, Ed25519PublicKey):
-        raise click.ClickException(f"{public_key_path}: expected an Ed25519 signing key")
+    public_key = _public_key(public_key_path, Ed25519PublicKey, "an Ed25519 signing key")
+    hpke = (_public_key(hpke_key_path, X25519PublicKey, "an X25519 (HPKE) key")
+            if hpke_key_path else None)
     with _member_errors(), db.session_scope(_app()) as session:
-        added = members.add_member(session, name, public_key)
+        added = members.add_member(session, name, public_key, hpke_public_key=hpke)
         click.echo(added.id)
+
+
+def _public_key(path: Path, kind: type, what: str) -> Any:
+    try:
+        public_key = keys.load_public_key(path)
+    except (keys.KeyFileError, ValueError) as exc:
+        raise click.ClickException(f"{path}: not a public key file ({exc})") from exc
+    if not isinstance(public_key, kind):
+        raise click.ClickException(f"{path}: expected {what}")
+    return public_key
+
+
+@member.command("revoke-key")
+@click.argument("ref")
+@click.argument("key_id")
+def member_revoke_key(ref: str, key_id: str) -> None:
+    """Revoke one of a member's signing keys (requests signed with it then get 401)."""
+    with _member_errors(), db.session_scope(_app()) as session:
+        member_id = members.find_member(session, ref).id
+        try:
+            networkkeys.revoke_signing_key(session, member_id, key_id, actor="council")
+        except ClueError as exc:
+            raise click.ClickException(exc.detail) from exc
+    click.echo(f"{key_id} revoked")
 
 
 @member.command("suspend")
@@ -111,6 +150,119 @@ def member_list(as_json: bool) -> None:
     click.echo(f"{'ID':<16} {'STATUS':<10} {'CREATED':<26} NAME")
     for row in rows:
         click.echo(f"{row['id']:<16} {row['status']:<10} {row['created_at']:<26} {row['name']}")
+
+
+@main.group("network-key")
+def network_key() -> None:
+    """Network-key versions as the server knows them (it never holds the keys)."""
+
+
+@network_key.command("list")
+def network_key_list() -> None:
+    """Versions, how many envelopes were shared, how many reports use each."""
+    with db.session_scope(_app()) as session:
+        rows = networkkeys.list_versions(session)
+    if not rows:
+        click.echo("no network-key versions known yet")
+    for row in rows:
+        click.echo(f"v{row['version']:<4} {row['status']:<13} {row['envelopes']:>5} envelope(s) "
+                   f"{row['reports']:>8} report(s)")
+
+
+@network_key.command("retire")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def network_key_retire(version: int, yes: bool) -> None:
+    """Retire VERSION: its tokens are refused and reports made with it deleted."""
+    if not yes:
+        click.confirm(f"retire network key v{version} and delete every report made with it?",
+                      abort=True)
+    with db.session_scope(_app()) as session:
+        try:
+            count = networkkeys.retire_version(session, version, now=db.utcnow())
+        except networkkeys.NetworkKeyError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"network key v{version} retired; {count} report(s) made with it deleted")
+
+
+@main.group()
+def pepper() -> None:
+    """The server's pepper versions (HMAC keys over stored tokens)."""
+
+
+@pepper.command("list")
+def pepper_list() -> None:
+    """Pepper versions and how many reports use each."""
+    settings = Settings.from_env()
+    ring = keys.load_keyring(settings.server_keys_dir, PEPPER_PURPOSE)
+    with db.session_scope(_app()) as session:
+        counts = dict(session.execute(select(Report.pepper_version, func.count())
+                                      .group_by(Report.pepper_version)).tuples().all())
+    for version in ring.versions:
+        mark = " (current)" if version == ring.current.version else ""
+        click.echo(f"v{version}{mark}: {counts.get(version, 0)} report(s)")
+
+
+@pepper.command("rotate")
+def pepper_rotate() -> None:
+    """Add a new pepper version; restart the app servers to use it for new rows."""
+    version = rotate_pepper(Settings.from_env().server_keys_dir)
+    click.echo(f"pepper v{version} created; restart the app servers")
+
+
+@pepper.command("retire")
+@click.argument("version", type=click.IntRange(min=1))
+def pepper_retire(version: int) -> None:
+    """Delete pepper VERSION; refused while any report still uses it."""
+    settings = Settings.from_env()
+    with db.session_scope(_app()) as session:
+        used = session.scalar(select(func.count()).select_from(Report)
+                              .where(Report.pepper_version == version))
+    if used:
+        raise click.ClickException(f"{used} report(s) still use pepper v{version}; it can be "
+                                   "retired once they have expired or been re-registered")
+    try:
+        path = retire_pepper_file(settings.server_keys_dir, version)
+    except (ValueError, keys.KeyFileError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"pepper v{version} retired ({path} deleted); restart the app servers")
+
+
+@main.group("server-key")
+def server_key() -> None:
+    """The server's response-signing key: show, stage a successor, promote it."""
+
+
+@server_key.command("show")
+def server_key_show() -> None:
+    """Fingerprints of the current and staged keys (members compare these)."""
+    server = load_server_keys(Settings.from_env().server_keys_dir)
+    click.echo(f"current: {server.signing_key_id} {keys.fingerprint(server.public_key)}")
+    if server.next_signing_key is not None:
+        nxt = server.next_signing_key.public_key()
+        click.echo(f"next:    {server_key_id(nxt)} {keys.fingerprint(nxt)}")
+
+
+@server_key.command("rotate")
+def server_key_rotate() -> None:
+    """Stage a successor key; it is published, endorsed by the current key, until promoted."""
+    try:
+        public = stage_next_signing_key(Settings.from_env().server_keys_dir)
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"staged {server_key_id(public)} {keys.fingerprint(public)}; restart the app "
+               "servers, let members run `clue keys server refresh`, then promote")
+
+
+@server_key.command("promote")
+def server_key_promote() -> None:
+    """Make the staged key current (restart the app servers afterwards)."""
+    try:
+        public = promote_next_signing_key(Settings.from_env().server_keys_dir,
+                                          stamp=db.utcnow().strftime("%Y%m%dT%H%M%SZ"))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{server_key_id(public)} is now current; restart the app servers")
 
 
 @main.command("purge-expired")

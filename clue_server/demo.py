@@ -52,14 +52,14 @@ def run_demo(keep: bool = False) -> None:
             sh(name, "clue", "keys", "init", "--server", server.url, "--server-key", server_pub,
                "--keys-dir", f"{short}/keys", env=env)
             sh("council", "clue-server", "member", "add", name, "--public-key",
-               f"{short}/keys/member-signing.pub")
+               f"{short}/keys/member-signing.pub", "--hpke-key", f"{short}/keys/member-hpke.pub")
         alpha = {"CLUE_CONFIG": "alpha/clue.json"}
         beta = {"CLUE_CONFIG": "beta/clue.json"}
         sh("Alpha Pay", "clue", "keys", "network", "new", env=alpha)
-        click.secho("\n# members share the network key among themselves, never with the "
-                    "council (here: a file copy)", fg="yellow")
-        shutil.copy(root / "alpha" / "keys" / "network-v1.key", root / "beta" / "keys")
-        os.chmod(root / "beta" / "keys" / "network-v1.key", 0o600)
+        click.secho("\n# the network key is sealed (HPKE) to each member's key; the council "
+                    "relays envelopes it cannot open", fg="yellow")
+        sh("Alpha Pay", "clue", "keys", "network", "share", env=alpha)
+        sh("Beta Bank", "clue", "keys", "network", "fetch", env=beta)
         sh("Alpha Pay", "clue", "register", "--type", "phone", "--category", "card_theft",
            "090-1234-5678", env=alpha)
         sh("Beta Bank", "clue", "lookup", "--phone", "+81 90 1234 5678", "--email",

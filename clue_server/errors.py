@@ -120,7 +120,9 @@ def init_app(app: Flask) -> None:
             413: f"the body exceeds {app.config['MAX_CONTENT_LENGTH']} bytes",
             404: "no such endpoint",
         }.get(code, error.description or cls.title)
-        return problem_response(cls(detail))
+        # RFC 9110: a 405 must say which methods are allowed.
+        allow = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
+        return problem_response(cls(detail), allow)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -19,6 +19,8 @@ from clue_client.protocol import server_key_id
 
 SIGNING_FILE = "server-signing.key"
 SIGNING_PUBLIC_FILE = "server-signing.pub"
+NEXT_SIGNING_FILE = "server-signing-next.key"
+NEXT_SIGNING_PUBLIC_FILE = "server-signing-next.pub"
 PEPPER_PURPOSE = "pepper"
 
 
@@ -27,6 +29,8 @@ class ServerKeys:
     signing_key: Ed25519PrivateKey
     signing_key_id: str
     peppers: keys.Keyring
+    #: A staged successor key, published (endorsed by the current key) before it takes over.
+    next_signing_key: Ed25519PrivateKey | None = None
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -64,6 +68,54 @@ def load_server_keys(directory: Path) -> ServerKeys:
     signing_key, _info = keys.load_private_key(directory / SIGNING_FILE, purpose="server-signing")
     assert isinstance(signing_key, Ed25519PrivateKey)
     peppers = keys.load_keyring(directory, PEPPER_PURPOSE)
+    next_key = None
+    if (directory / NEXT_SIGNING_FILE).exists():
+        loaded, _ = keys.load_private_key(directory / NEXT_SIGNING_FILE, purpose="server-signing")
+        assert isinstance(loaded, Ed25519PrivateKey)
+        next_key = loaded
     return ServerKeys(signing_key=signing_key,
                       signing_key_id=server_key_id(signing_key.public_key()),
-                      peppers=peppers)
+                      peppers=peppers, next_signing_key=next_key)
+
+
+def stage_next_signing_key(directory: Path) -> Ed25519PublicKey:
+    """Create the successor signing key; members learn it (endorsed) before it is used."""
+    if (directory / NEXT_SIGNING_FILE).exists():
+        raise FileExistsError(f"{directory / NEXT_SIGNING_FILE} already exists; promote it first")
+    key = keys.generate_signing_key()
+    keys.save_private_key(directory / NEXT_SIGNING_FILE, key, purpose="server-signing")
+    keys.save_public_key(directory / NEXT_SIGNING_PUBLIC_FILE, key.public_key())
+    return key.public_key()
+
+
+def promote_next_signing_key(directory: Path, *, stamp: str) -> Ed25519PublicKey:
+    """Make the staged key current; the old one is kept as ``server-signing-retired-*.key``."""
+    nxt = directory / NEXT_SIGNING_FILE
+    if not nxt.exists():
+        raise FileNotFoundError(f"no staged key {nxt}; run `clue-server server-key rotate` first")
+    (directory / SIGNING_FILE).rename(directory / f"server-signing-retired-{stamp}.key")
+    (directory / SIGNING_PUBLIC_FILE).unlink(missing_ok=True)
+    nxt.rename(directory / SIGNING_FILE)
+    (directory / NEXT_SIGNING_PUBLIC_FILE).rename(directory / SIGNING_PUBLIC_FILE)
+    key, _ = keys.load_private_key(directory / SIGNING_FILE, purpose="server-signing")
+    assert isinstance(key, Ed25519PrivateKey)
+    return key.public_key()
+
+
+def rotate_pepper(directory: Path) -> int:
+    """Add the next pepper version; new rows use it, look-ups try every version."""
+    version = keys.load_keyring(directory, PEPPER_PURPOSE).current.version + 1
+    keys.save_symmetric_key(keys.keyring_path(directory, PEPPER_PURPOSE, version),
+                            keys.new_symmetric_key(PEPPER_PURPOSE, version))
+    return version
+
+
+def retire_pepper_file(directory: Path, version: int) -> Path:
+    """Remove a pepper version's file (the caller checks no row uses it)."""
+    ring = keys.load_keyring(directory, PEPPER_PURPOSE)
+    if version == ring.current.version:
+        raise ValueError(f"pepper v{version} is the newest; rotate before retiring it")
+    ring.get(version)
+    path = keys.keyring_path(directory, PEPPER_PURPOSE, version)
+    path.unlink()
+    return path

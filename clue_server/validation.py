@@ -44,8 +44,9 @@ def expect_object(value: Any, pointer: str, *, required: set[str],
         raise BadRequest(f"{pointer or '/'} must be a JSON object", pointer=pointer or "/")
     unknown = sorted(set(value) - required - optional)
     if unknown:
-        raise BadRequest(f"{pointer or '/'} has unknown field(s): {', '.join(unknown)}",
-                         pointer=f"{pointer}/{unknown[0]}")
+        names = ", ".join(_shown(name) for name in unknown[:5]) + (", ..." if unknown[5:] else "")
+        raise BadRequest(f"{pointer or '/'} has unknown field(s): {names}",
+                         pointer=f"{pointer}/{_shown(unknown[0])}")
     missing = sorted(required - set(value))
     if missing:
         raise BadRequest(f"{pointer or '/'} is missing field(s): {', '.join(missing)}",
@@ -67,8 +68,14 @@ def expect_list(value: Any, pointer: str, *, max_items: int) -> list[Any]:
 def item_error(pointer: str, index: int, field: str, reason: str, *,
                structural: bool = False) -> BadRequest | ValidationFailed:
     cls = BadRequest if structural else ValidationFailed
+    field = _shown(field)
     return cls(f"item {index}: {field} {reason}", pointer=f"{pointer}/{index}/{field}",
                index=index, field=field, reason=reason)
+
+
+def _shown(name: str, limit: int = 64) -> str:
+    """A field name as echoed in an error: a hostile one is cut, never reflected whole."""
+    return name if len(name) <= limit else name[:limit] + "..."
 
 
 def expect_str(item: Mapping[str, Any], field: str, pointer: str, index: int) -> str:

@@ -22,8 +22,8 @@ from clue_server.migrate import upgrade
 from tests.helpers import BASE_URL, Creds, WSGIAdapter
 
 PG_URL = os.environ.get("CLUE_TEST_DATABASE_URL")
-TABLES = ("audit_events", "idempotency_records", "seen_nonces", "reports", "member_keys",
-          "members")
+TABLES = ("network_key_envelopes", "network_key_versions", "audit_events", "idempotency_records",
+          "seen_nonces", "reports", "member_keys", "members")
 
 
 REDIS_URL = os.environ.get("CLUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, g, request
 
 from clue_server import db
 from clue_server.lookups import services
+from clue_server.networkkeys.services import refuse_retired
 from clue_server.validation import json_body
 
 bp = Blueprint("lookups", __name__, url_prefix="/lookups")
@@ -14,6 +15,8 @@ bp = Blueprint("lookups", __name__, url_prefix="/lookups")
 @bp.post("")
 def lookup() -> dict[str, Any]:
     items = services.parse_lookup_body(json_body(request), current_app.extensions["clue_settings"])
-    results = services.lookup(db.get_session(), g.caller.member_id, items,
+    session = db.get_session()
+    refuse_retired(session, [i.key_version for i in items], "/items")
+    results = services.lookup(session, g.caller.member_id, items,
                               current_app.extensions["clue_keys"], now=db.utcnow())
     return {"results": results}

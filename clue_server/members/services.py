@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ class MemberError(Exception):
 
 
 def add_member(session: Session, name: str, public_key: Ed25519PublicKey, *,
+               hpke_public_key: X25519PublicKey | None = None,
                actor: str = "council") -> Member:
     name = name.strip()
     if not name or len(name) > 200:
@@ -28,7 +30,9 @@ def add_member(session: Session, name: str, public_key: Ed25519PublicKey, *,
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
     if session.scalar(select(MemberKey).where(MemberKey.public_key == raw)) is not None:
         raise MemberError("this public key already belongs to a member")
-    member = Member(id="m_" + secrets.token_hex(6), name=name, status="active")
+    member = Member(id="m_" + secrets.token_hex(6), name=name, status="active",
+                    hpke_public_key=hpke_public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+                    if hpke_public_key else None)
     member.keys.append(MemberKey(id=keys.key_id(public_key), public_key=raw, status="active"))
     session.add(member)
     session.flush()

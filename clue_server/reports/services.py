@@ -72,9 +72,10 @@ def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
     return parsed
 
 
-def new_report_id(now: dt.datetime) -> str:
-    # Time-ordered, so listing by id lists by registration time.
-    return f"r_{int(now.timestamp() * 1000):012x}{secrets.token_hex(8)}"
+def new_report_id(now: dt.datetime, position: int = 0) -> str:
+    # Time-ordered, then by position in the batch (which shares one ``now``), so
+    # listing by id lists in registration order.
+    return f"r_{int(now.timestamp() * 1000):012x}{position:04x}{secrets.token_hex(8)}"
 
 
 def register(session: Session, member_id: str, reports: Sequence[NewReport],
@@ -85,7 +86,7 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     created_ids = []
     hashes = [server_keys.token_hashes(new.token) for new in reports]
     known = _existing(session, member_id, [h for hs in hashes for h in hs])
-    for new, token_hashes in zip(reports, hashes, strict=True):
+    for position, (new, token_hashes) in enumerate(zip(reports, hashes, strict=True)):
         existing = next((known[(new.id_type, new.category, h)] for h in token_hashes
                          if (new.id_type, new.category, h) in known), None)
         if existing is not None and existing.expires_at <= now:
@@ -96,7 +97,7 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
             results.append(_report_json(existing, now, created=False))
             continue
         report = Report(
-            id=new_report_id(now), member_id=member_id, id_type=new.id_type,
+            id=new_report_id(now, position), member_id=member_id, id_type=new.id_type,
             category=new.category, key_version=new.key_version,
             pepper_version=server_keys.peppers.current.version,
             token_hash=token_hashes[0],

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, request
 from clue_server import db
 from clue_server.errors import BadRequest
 from clue_server.idempotency import run_once
+from clue_server.networkkeys.services import refuse_retired
 from clue_server.reports import services
 from clue_server.validation import json_body
 
@@ -19,6 +20,7 @@ def register() -> Response:
     settings = current_app.extensions["clue_settings"]
     reports = services.parse_register_body(json_body(request), settings)
     session = db.get_session()
+    refuse_retired(session, [r.key_version for r in reports], "/reports")
 
     def write() -> tuple[int, dict[str, Any]]:
         results = services.register(session, g.caller.member_id, reports,

@@ -1,0 +1,150 @@
+"""Handing a network-key version to other members through the server, which cannot read it.
+
+A custodian seals the key to each member's X25519 public key with HPKE
+(RFC 9180, through :mod:`keys`) and signs a statement binding the envelope to
+its version and recipient with its Ed25519 signing key. The server stores the
+envelope as opaque bytes; the recipient checks the custodian's signature, opens
+the envelope locally and saves ``network-v{N}.key``.
+
+The HPKE associated data and the signed statement both name the version and the
+recipient, so an envelope cannot be replayed to another member or as another
+version.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+import keys
+
+if TYPE_CHECKING:
+    from clue_client.client import ClueClient
+
+NETWORK_PURPOSE = "network"
+
+
+class ShareError(Exception):
+    """An envelope is not signed by its custodian, not for us, or does not open."""
+
+
+def aad(version: int, recipient_id: str) -> bytes:
+    return b"clue/v1 network-key\x00" + str(version).encode() + b"\x00" + recipient_id.encode()
+
+
+def statement(version: int, recipient_id: str, envelope: bytes) -> bytes:
+    """What a custodian signs for each envelope."""
+    return (b"clue/v1 network-key share\x00" + str(version).encode() + b"\x00"
+            + recipient_id.encode() + b"\x00" + hashlib.sha256(envelope).digest())
+
+
+def seal(key: keys.SymmetricKey, recipient_id: str, recipient: X25519PublicKey,
+         custodian: Ed25519PrivateKey) -> tuple[bytes, bytes]:
+    """Return (envelope, signature) for one recipient."""
+    envelope = keys.wrap_symmetric_key(recipient, key, aad=aad(key.version, recipient_id))
+    return envelope, custodian.sign(statement(key.version, recipient_id, envelope))
+
+
+def verify(version: int, recipient_id: str, envelope: bytes, signature: bytes,
+           custodian: Ed25519PublicKey) -> None:
+    try:
+        custodian.verify(signature, statement(version, recipient_id, envelope))
+    except InvalidSignature:
+        raise ShareError(f"network key v{version}: the custodian's signature does not "
+                         "verify") from None
+
+
+def open_envelope(version: int, recipient_id: str, envelope: bytes, signature: bytes, *,
+                  custodian: Ed25519PublicKey, own_key: X25519PrivateKey) -> keys.SymmetricKey:
+    verify(version, recipient_id, envelope, signature, custodian)
+    try:
+        key = keys.unwrap_symmetric_key(own_key, envelope, purpose=NETWORK_PURPOSE,
+                                        aad=aad(version, recipient_id))
+    except keys.UnwrapError:
+        raise ShareError(f"network key v{version}: the envelope does not open with this "
+                         "member's HPKE key") from None
+    if key.version != version:
+        raise ShareError(f"network key v{version}: the envelope holds version {key.version}")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@dataclass(frozen=True)
+class ShareResult:
+    version: int
+    shared_with: tuple[str, ...]
+    skipped: tuple[str, ...]  # members without an HPKE key yet
+
+
+def share(client: ClueClient, key: keys.SymmetricKey, custodian: Ed25519PrivateKey, *,
+          own_member_id: str) -> ShareResult:
+    """Seal ``key`` to every admitted member with an HPKE key and upload the envelopes."""
+    directory = client.network_directory()
+    envelopes, shared = [], []
+    for recipient in directory["recipients"]:
+        member_id = recipient["member_id"]
+        if member_id == own_member_id:
+            continue
+        public = X25519PublicKey.from_public_bytes(_unb64(recipient["hpke_public_key"]))
+        envelope, signature = seal(key, member_id, public, custodian)
+        envelopes.append({"recipient": member_id, "envelope": _b64(envelope),
+                          "signature": _b64(signature)})
+        shared.append(member_id)
+    for start in range(0, len(envelopes), 500):
+        client.upload_envelopes(key.version, envelopes[start:start + 500])
+    return ShareResult(key.version, tuple(shared), ())
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    saved: tuple[int, ...]
+    already_had: tuple[int, ...]
+    fingerprints: dict[int, str]
+
+
+def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
+          own_member_id: str, trusted_custodians: frozenset[str] | None = None) -> FetchResult:
+    """Open this member's envelopes and save new ``network-v{N}.key`` files.
+
+    ``trusted_custodians`` (signing key ids) restricts whose envelopes are accepted;
+    without it any admitted member's signature is accepted, and the fingerprints
+    should be compared out of band.
+    """
+    saved, had, fingerprints = [], [], {}
+    for row in client.my_envelopes():
+        version = int(row["version"])
+        sender_key_id = row["sender_key_id"]
+        if trusted_custodians is not None and sender_key_id not in trusted_custodians:
+            raise ShareError(f"network key v{version} was shared by {sender_key_id}, "
+                             "who is not one of your trusted custodians")
+        custodian = Ed25519PublicKey.from_public_bytes(_unb64(row["sender_public_key"]))
+        if keys.key_id(custodian) != sender_key_id:
+            raise ShareError(f"network key v{version}: the custodian key does not match its id")
+        key = open_envelope(version, own_member_id, _unb64(row["envelope"]),
+                            _unb64(row["signature"]), custodian=custodian, own_key=own_key)
+        fingerprints[version] = keys.fingerprint(key)
+        path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, version)
+        if path.exists():
+            existing = keys.load_symmetric_key(path, purpose=NETWORK_PURPOSE)
+            if existing != key:
+                raise ShareError(f"network key v{version} shared by {sender_key_id} differs "
+                                 f"from the one in {path}; stop and ask the custodians")
+            had.append(version)
+            continue
+        keys.save_symmetric_key(path, key)
+        saved.append(version)
+    return FetchResult(tuple(saved), tuple(had), fingerprints)

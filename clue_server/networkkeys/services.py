@@ -1,0 +1,240 @@
+"""Network-key versions and their envelopes; member key self-service.
+
+The server relays sealed envelopes between members and never sees a network
+key in the clear. It checks each envelope's custodian signature on upload only
+to refuse garbage early; recipients check it again themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+import keys
+from clue_client import keyshare
+from clue_server.audit import services as audit
+from clue_server.errors import BadRequest, NotFound, ValidationFailed
+from clue_server.members.models import Member, MemberKey
+from clue_server.networkkeys.models import NetworkKeyEnvelope, NetworkKeyVersion
+from clue_server.reports.models import Report
+from clue_server.validation import expect_list, expect_object, item_error
+
+MAX_ENVELOPE_BYTES = 1024
+
+
+class NetworkKeyError(Exception):
+    """A council operation on network keys was refused."""
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(value: Any, what: str, *, length: int | None = None, maximum: int = 4096) -> bytes:
+    if not isinstance(value, str) or len(value) > maximum * 2:
+        raise BadRequest(f"{what} must be a base64url string")
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ValidationFailed(f"{what} is not valid base64url") from None
+    if length is not None and len(data) != length:
+        raise ValidationFailed(f"{what} must be {length} bytes, got {len(data)}")
+    if len(data) > maximum:
+        raise ValidationFailed(f"{what} is longer than {maximum} bytes")
+    return data
+
+
+def retired_versions(session: Session) -> set[int]:
+    return set(session.scalars(select(NetworkKeyVersion.version)
+                               .where(NetworkKeyVersion.status == "retired")))
+
+
+# -- member self-service ------------------------------------------------------------------
+
+def member_profile(session: Session, member_id: str) -> dict[str, Any]:
+    member = session.get(Member, member_id)
+    assert member is not None
+    return {
+        "member_id": member.id, "name": member.name, "status": member.status,
+        "signing_keys": [{"key_id": k.id, "status": k.status,
+                          "public_key": b64url(k.public_key)} for k in member.keys],
+        "hpke_public_key": b64url(member.hpke_public_key) if member.hpke_public_key else None,
+    }
+
+
+def set_hpke_key(session: Session, member_id: str, body: Any) -> dict[str, Any]:
+    root = expect_object(body, "", required={"public_key"})
+    raw = _unb64url(root["public_key"], "public_key", length=32)
+    member = session.get(Member, member_id)
+    assert member is not None
+    member.hpke_public_key = raw
+    audit.record(session, actor=member_id, action="member.hpke_key", subject=member_id,
+                 fingerprint=keys.fingerprint(_x25519(raw)))
+    return member_profile(session, member_id)
+
+
+def add_signing_key(session: Session, member_id: str, body: Any) -> dict[str, Any]:
+    root = expect_object(body, "", required={"public_key"})
+    raw = _unb64url(root["public_key"], "public_key", length=32)
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    if session.scalar(select(MemberKey).where(MemberKey.public_key == raw)) is not None:
+        raise ValidationFailed("this public key is already registered")
+    key = MemberKey(id=keys.key_id(public), member_id=member_id, public_key=raw, status="active")
+    session.add(key)
+    audit.record(session, actor=member_id, action="member.key_add", subject=key.id)
+    session.flush()
+    return member_profile(session, member_id)
+
+
+def revoke_signing_key(session: Session, member_id: str, key_id: str, *,
+                       actor: str | None = None) -> None:
+    key = session.get(MemberKey, key_id) if len(key_id) <= 64 else None
+    if key is None or key.member_id != member_id:
+        raise NotFound(f"no signing key {key_id[:64]!r} of this member")
+    if key.status == "revoked":
+        raise ValidationFailed(f"key {key_id} is already revoked")
+    active = session.scalar(select(func.count()).select_from(MemberKey).where(
+        MemberKey.member_id == member_id, MemberKey.status == "active"))
+    if active == 1:
+        raise ValidationFailed("refusing to revoke the member's last active signing key; "
+                               "add the new key first")
+    key.status = "revoked"
+    audit.record(session, actor=actor or member_id, action="member.key_revoke", subject=key_id)
+
+
+# -- distribution -----------------------------------------------------------------------------
+
+def directory(session: Session) -> dict[str, Any]:
+    """Versions and the active members a custodian can seal to (with their HPKE keys)."""
+    versions = session.scalars(select(NetworkKeyVersion).order_by(NetworkKeyVersion.version))
+    members = session.scalars(select(Member).where(Member.status == "active")
+                              .order_by(Member.created_at))
+    return {
+        "versions": [{"version": v.version, "status": v.status} for v in versions],
+        "recipients": [{"member_id": m.id, "name": m.name,
+                        "hpke_public_key": b64url(m.hpke_public_key),
+                        "fingerprint": keys.fingerprint(_x25519(m.hpke_public_key))}
+                       for m in members if m.hpke_public_key],
+    }
+
+
+def upload_envelopes(session: Session, member_id: str, key_id: str, version: int,
+                     body: Any) -> dict[str, Any]:
+    if not 1 <= version <= 1_000_000:
+        raise ValidationFailed("version must be between 1 and 1000000")
+    root = expect_object(body, "", required={"envelopes"})
+    items = expect_list(root["envelopes"], "/envelopes", max_items=1000)
+    known = session.get(NetworkKeyVersion, version)
+    if known is not None and known.status == "retired":
+        raise ValidationFailed(f"network key version {version} is retired")
+    sender = session.get(MemberKey, key_id)
+    assert sender is not None
+    sender_public = Ed25519PublicKey.from_public_bytes(sender.public_key)
+    parsed = []
+    for index, raw in enumerate(items):
+        if not isinstance(raw, dict) or set(raw) != {"recipient", "envelope", "signature"}:
+            raise item_error("/envelopes", index, "item",
+                             "must be an object with recipient, envelope, signature",
+                             structural=True)
+        recipient = raw["recipient"]
+        if not isinstance(recipient, str) or session.get(Member, recipient) is None:
+            raise item_error("/envelopes", index, "recipient", "is not a member")
+        envelope = _unb64url(raw["envelope"], f"envelopes[{index}].envelope",
+                             maximum=MAX_ENVELOPE_BYTES)
+        signature = _unb64url(raw["signature"], f"envelopes[{index}].signature", length=64)
+        try:
+            keyshare.verify(version, recipient, envelope, signature, sender_public)
+        except keyshare.ShareError:
+            raise item_error("/envelopes", index, "signature",
+                             "does not verify with the signing key of this request") from None
+        parsed.append((recipient, envelope, signature))
+    if known is None:
+        session.add(NetworkKeyVersion(version=version, status="active"))
+        session.flush()
+    for recipient, envelope, signature in parsed:
+        session.execute(delete(NetworkKeyEnvelope).where(
+            NetworkKeyEnvelope.version == version, NetworkKeyEnvelope.recipient_id == recipient))
+        session.add(NetworkKeyEnvelope(version=version, recipient_id=recipient,
+                                       sender_key_id=key_id, envelope=envelope,
+                                       signature=signature))
+    audit.record(session, actor=member_id, action="network_key.share", subject=f"v{version}",
+                 recipients=[r for r, _, _ in parsed])
+    return {"version": version, "stored": len(parsed)}
+
+
+def my_envelopes(session: Session, member_id: str) -> dict[str, Any]:
+    rows = session.execute(
+        select(NetworkKeyEnvelope, MemberKey)
+        .join(MemberKey, MemberKey.id == NetworkKeyEnvelope.sender_key_id)
+        .join(NetworkKeyVersion, NetworkKeyVersion.version == NetworkKeyEnvelope.version)
+        .where(NetworkKeyEnvelope.recipient_id == member_id,
+               NetworkKeyVersion.status == "active")
+        .order_by(NetworkKeyEnvelope.version))
+    return {"envelopes": [
+        {"version": env.version, "sender_key_id": sender.id,
+         "sender_member_id": sender.member_id,
+         "sender_public_key": b64url(sender.public_key), "envelope": b64url(env.envelope),
+         "signature": b64url(env.signature), "created_at": env.created_at.isoformat()}
+        for env, sender in rows]}
+
+
+# -- council ----------------------------------------------------------------------------------
+
+def list_versions(session: Session) -> list[dict[str, Any]]:
+    counts = dict(session.execute(select(Report.key_version, func.count())
+                                  .group_by(Report.key_version)).tuples().all())
+    rows = []
+    for v in session.scalars(select(NetworkKeyVersion).order_by(NetworkKeyVersion.version)):
+        shared = session.scalar(select(func.count()).select_from(NetworkKeyEnvelope)
+                                .where(NetworkKeyEnvelope.version == v.version))
+        rows.append({"version": v.version, "status": v.status, "envelopes": shared,
+                     "reports": counts.pop(v.version, 0)})
+    rows.extend({"version": version, "status": "unregistered", "envelopes": 0, "reports": n}
+                for version, n in sorted(counts.items()))
+    return rows
+
+
+def retire_version(session: Session, version: int, *, now: dt.datetime,
+                   actor: str = "council") -> int:
+    """Refuse tokens of ``version`` from now on and delete the reports made with it."""
+    row = session.get(NetworkKeyVersion, version)
+    if row is None:
+        row = NetworkKeyVersion(version=version, status="active")
+        session.add(row)
+    if row.status == "retired":
+        raise NetworkKeyError(f"network key version {version} is already retired")
+    newer = session.scalar(select(func.count()).select_from(Report)
+                           .where(Report.key_version > version))
+    if not newer:
+        raise NetworkKeyError(f"no report uses a version newer than {version}; re-register "
+                              "under the new version before retiring this one")
+    row.status, row.retired_at = "retired", now
+    deleted = session.execute(delete(Report).where(Report.key_version == version))
+    session.execute(delete(NetworkKeyEnvelope).where(NetworkKeyEnvelope.version == version))
+    count = int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+    audit.record(session, actor=actor, action="network_key.retire", subject=f"v{version}",
+                 reports_deleted=count)
+    return count
+
+
+def _x25519(raw: bytes | None) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    assert raw is not None
+    return X25519PublicKey.from_public_bytes(raw)
+
+
+def refuse_retired(session: Session, versions: list[int], pointer: str) -> None:
+    """422 naming the first item whose token was made with a retired network-key version."""
+    retired = retired_versions(session)
+    for index, version in enumerate(versions):
+        if version in retired:
+            raise item_error(pointer, index, "key_version",
+                             f"{version} is a retired network-key version; fetch the current "
+                             "key (`clue keys network fetch`) and use it")
