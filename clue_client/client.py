@@ -7,8 +7,6 @@ or an unkeyed hash of either: only HMAC tokens under the network key.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,18 +141,17 @@ class ClueClient:
                       idempotency_key: str | None = None) -> list[Report]:
         """Register up to 1,000 identifiers in one all-or-nothing request.
 
-        Without an explicit ``idempotency_key`` one is derived from the batch, so
-        a retry after a lost answer never duplicates.
+        Safe to retry: the server never stores a member's report twice (it answers
+        ``created=False`` for one it already has). ``idempotency_key`` additionally
+        makes a retry return exactly the first answer.
         """
         if not items:
             return []
         if len(items) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} identifiers per request; split the batch")
         body = {"reports": [self._report_fields(index, item) for index, item in enumerate(items)]}
-        key = idempotency_key or "auto-" + hashlib.sha256(
-            json.dumps(body, sort_keys=True).encode()).hexdigest()
-        data = self._http.request("POST", "/reports", body,
-                                  headers={"Idempotency-Key": key}, retry=True)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        data = self._http.request("POST", "/reports", body, headers=headers, retry=True)
         return [Report.from_json(r) for r in data["reports"]]
 
     def _report_fields(self, index: int, item: ReportInput) -> dict[str, Any]:

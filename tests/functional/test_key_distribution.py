@@ -1,0 +1,285 @@
+"""Issue 5: the network key reaches every member through the server, which cannot read it;
+every key rotates."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+import requests
+from click.testing import CliRunner
+from sqlalchemy import inspect, select, text, update
+
+import keys
+from clue_client import ClueClient, keyshare
+from clue_client.errors import (
+    AuthenticationError,
+    NotFoundError,
+    ResponseVerificationError,
+    ValidationError,
+)
+from clue_server import cli, create_app, db
+from clue_server.keystore import (
+    ensure_server_keys,
+    load_server_keys,
+    promote_next_signing_key,
+    retire_pepper_file,
+    rotate_pepper,
+    stage_next_signing_key,
+)
+from clue_server.members import services as members
+from clue_server.networkkeys import services as networkkeys
+from clue_server.networkkeys.models import NetworkKeyEnvelope
+from clue_server.reports.models import Report
+from tests.helpers import BASE_URL, Creds, WSGIAdapter
+
+
+class Member:
+    def __init__(self, app, name, server_keys_dir, *, hpke_at_admission=True):
+        self.signing = keys.generate_signing_key()
+        self.hpke = keys.generate_hpke_key()
+        with db.session_scope(app) as session:
+            row = members.add_member(session, name, self.signing.public_key(),
+                                     hpke_public_key=self.hpke.public_key()
+                                     if hpke_at_admission else None)
+            self.id = row.id
+        self.creds = Creds(self.id, self.signing)
+        self.app = app
+        self.server_keys_dir = server_keys_dir
+        self.ring: keys.Keyring | None = None
+        self.adapter = WSGIAdapter(app)
+        self.responses: list[bytes] = []
+        self.adapter.tamper = lambda response: self.responses.append(response.content)
+
+    def client(self, **extra) -> ClueClient:
+        server = load_server_keys(self.server_keys_dir)
+        session = requests.Session()
+        session.mount(BASE_URL, self.adapter)
+        return ClueClient(BASE_URL, signing_key=self.signing, server_public_key=server.public_key,
+                          network_keys=self.ring, session=session, retries=0, **extra)
+
+    def fetch(self, tmp_path, **kw) -> keyshare.FetchResult:
+        directory = tmp_path / self.id
+        directory.mkdir(exist_ok=True)
+        result = keyshare.fetch(self.client(), self.hpke, directory, own_member_id=self.id, **kw)
+        self.ring = keys.load_keyring(directory, "network")
+        return result
+
+
+@pytest.fixture
+def trio(app, server_keys_dir):
+    return [Member(app, name, server_keys_dir) for name in ("Alpha Pay", "Beta Bank", "Gamma")]
+
+
+def _all_database_bytes(app) -> bytes:
+    engine = app.extensions["clue_engine"]
+    dump = []
+    with engine.connect() as conn:
+        for table in inspect(engine).get_table_names():
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                for value in row:
+                    dump.append(value if isinstance(value, bytes) else str(value).encode())
+    return b"\n".join(dump)
+
+
+def _forms(secret: bytes) -> list[bytes]:
+    return [secret, secret.hex().encode(), base64.b64encode(secret),
+            base64.urlsafe_b64encode(secret), base64.urlsafe_b64encode(secret).rstrip(b"=")]
+
+
+def test_operator_never_sees_the_network_key(app, trio, tmp_path, server_keys_dir):
+    alpha, beta, gamma = trio
+    key = keys.new_symmetric_key("network", 1)
+    alpha.ring = keys.Keyring([key])
+    shared = keyshare.share(alpha.client(), key, alpha.signing, own_member_id=alpha.id)
+    assert set(shared.shared_with) == {beta.id, gamma.id}
+    for member in (beta, gamma):
+        result = member.fetch(tmp_path)
+        assert result.saved == (1,)
+        assert member.ring.current.secret == key.secret
+    # Everything the server received or sent, everything it stored, every server file.
+    sent = b"".join((r.body or b"") + str(r.headers).encode() + r.url.encode()
+                    for m in trio for r in m.adapter.captured)
+    answered = b"".join(c for m in trio for c in m.responses)
+    stored = _all_database_bytes(app)
+    files = b"".join(p.read_bytes() for p in server_keys_dir.iterdir())
+    for haystack in (sent, answered, stored, files):
+        for form in _forms(key.secret):
+            assert form not in haystack
+    # ...while the envelopes are really there, as opaque bytes.
+    with db.session_scope(app) as session:
+        assert session.scalar(select(NetworkKeyEnvelope).limit(1)) is not None
+
+
+def test_rotation_scenario(app, trio, tmp_path):
+    alpha, beta, _gamma = trio
+    v1 = keys.new_symmetric_key("network", 1)
+    alpha.ring = keys.Keyring([v1])
+    keyshare.share(alpha.client(), v1, alpha.signing, own_member_id=alpha.id)
+    beta.fetch(tmp_path)
+    alpha.client().register("phone", "090-1234-5678", "card_theft")
+    assert beta.client().lookup(phone="09012345678")["phone"].matched
+
+    v2 = keys.new_symmetric_key("network", 2)
+    alpha.ring = keys.Keyring([v1, v2])
+    keyshare.share(alpha.client(), v2, alpha.signing, own_member_id=alpha.id)
+    assert beta.fetch(tmp_path).saved == (2,)
+    assert beta.ring.versions == (2, 1)
+    # Before re-registration, the v1 report is still found: look-ups ask under every version.
+    assert beta.client().lookup(phone="090-1234-5678")["phone"].matched
+    report = alpha.client().register("phone", "090-1234-5678", "card_theft")
+    assert report.key_version == 2 and report.created
+
+    with db.session_scope(app) as session:
+        assert networkkeys.retire_version(session, 1, now=db.utcnow()) == 1
+    # Tokens of a retired version are refused with a clear error...
+    v1_only = Member.__new__(Member)
+    v1_only.__dict__.update(beta.__dict__)
+    v1_only.ring = keys.Keyring([v1])
+    with pytest.raises(ValidationError) as refused:
+        v1_only.client().lookup(phone="090-1234-5678")
+    assert "retired network-key version" in refused.value.detail
+    assert refused.value.problem["index"] == 0
+    # ...and the v2 report still matches for members holding v2.
+    beta.ring = keys.Keyring([v2])
+    result = beta.client().lookup(phone="090-1234-5678")["phone"]
+    assert result.matched and result.reporters == 1
+    with db.session_scope(app) as session:
+        assert {r.key_version for r in session.scalars(select(Report))} == {2}
+
+
+def test_retiring_needs_reregistration_first(app, trio):
+    alpha = trio[0]
+    alpha.ring = keys.Keyring([keys.new_symmetric_key("network", 1)])
+    alpha.client().register("ip", "203.0.113.9", "phishing")
+    with db.session_scope(app) as session, pytest.raises(networkkeys.NetworkKeyError):
+        networkkeys.retire_version(session, 1, now=db.utcnow())
+
+
+def test_tampered_or_foreign_envelopes_are_refused(app, trio, tmp_path):
+    alpha, beta, gamma = trio
+    key = keys.new_symmetric_key("network", 1)
+    keyshare.share(alpha.client(), key, alpha.signing, own_member_id=alpha.id)
+    # Only trusted custodians' envelopes are accepted when the member says so.
+    with pytest.raises(keyshare.ShareError, match="not one of your trusted custodians"):
+        beta.fetch(tmp_path, trusted_custodians=frozenset({keys.key_id(gamma.signing
+                                                                       .public_key())}))
+    # An operator flipping envelope bytes is caught by the custodian's signature.
+    with db.session_scope(app) as session:
+        row = session.scalar(select(NetworkKeyEnvelope)
+                             .where(NetworkKeyEnvelope.recipient_id == beta.id))
+        row.envelope = bytes([row.envelope[0] ^ 1]) + row.envelope[1:]
+    with pytest.raises(keyshare.ShareError, match="signature does not verify"):
+        beta.fetch(tmp_path)
+    # An envelope re-addressed to another member does not open (AAD names the recipient).
+    envelope, signature = keyshare.seal(key, beta.id, beta.hpke.public_key(), alpha.signing)
+    with pytest.raises(keyshare.ShareError):
+        keyshare.open_envelope(1, gamma.id, envelope, signature,
+                               custodian=alpha.signing.public_key(), own_key=gamma.hpke)
+
+
+def test_server_refuses_envelopes_not_signed_by_the_sender(app, trio):
+    alpha, beta, gamma = trio
+    key = keys.new_symmetric_key("network", 1)
+    envelope, signature = keyshare.seal(key, beta.id, beta.hpke.public_key(), gamma.signing)
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    with pytest.raises(ValidationError) as refused:
+        alpha.client().upload_envelopes(1, [{"recipient": beta.id, "envelope": b64(envelope),
+                                             "signature": b64(signature)}])
+    assert refused.value.problem["field"] == "signature"
+
+
+def test_member_publishes_hpke_key_later(app, server_keys_dir, tmp_path):
+    alpha = Member(app, "Alpha Pay", server_keys_dir)
+    late = Member(app, "Late Bank", server_keys_dir, hpke_at_admission=False)
+    key = keys.new_symmetric_key("network", 1)
+    assert keyshare.share(alpha.client(), key, alpha.signing,
+                          own_member_id=alpha.id).shared_with == ()
+    late.client().publish_hpke_key(late.hpke.public_key())
+    assert late.client().me()["hpke_public_key"]
+    keyshare.share(alpha.client(), key, alpha.signing, own_member_id=alpha.id)
+    assert late.fetch(tmp_path).saved == (1,)
+
+
+def test_member_signing_key_rotation(app, trio):
+    alpha = trio[0]
+    alpha.ring = keys.Keyring([keys.new_symmetric_key("network", 1)])
+    old_client = alpha.client()
+    new_key = keys.generate_signing_key()
+    old_client.add_signing_key(new_key.public_key())
+    alpha.signing = new_key
+    new_client = alpha.client()
+    old_id = old_client.me()["signing_keys"][0]["key_id"]
+    new_client.revoke_signing_key(old_id)
+    with pytest.raises(AuthenticationError):
+        old_client.ping()
+    assert new_client.ping()["member_id"] == alpha.id
+    with pytest.raises(ValidationError, match="last active"):
+        new_client.revoke_signing_key(keys.key_id(new_key.public_key()))
+    # Someone else's key id is answered as absent.
+    with pytest.raises(NotFoundError):
+        new_client.revoke_signing_key(keys.key_id(trio[1].signing.public_key()))
+
+
+def test_pepper_rotation(database_url, tmp_path):
+    keys_dir = tmp_path / "server-keys"
+    ensure_server_keys(keys_dir)
+    app = create_app({"database_url": database_url, "server_keys_dir": keys_dir})
+    alpha = Member(app, "Alpha Pay", keys_dir)
+    alpha.ring = keys.Keyring([keys.new_symmetric_key("network", 1)])
+    alpha.client().register("email", "a@example.com", "phishing")
+    assert rotate_pepper(keys_dir) == 2
+    app2 = create_app({"database_url": database_url, "server_keys_dir": keys_dir})
+    alpha.app, alpha.adapter = app2, WSGIAdapter(app2)
+    alpha.client().register("email", "b@example.com", "phishing")
+    with db.session_scope(app2) as session:
+        versions = sorted(r.pepper_version for r in session.scalars(select(Report)))
+    assert versions == [1, 2]
+    # Look-ups try every pepper version, and registering again finds the old row.
+    assert alpha.client().lookup(email="a@example.com")["email"].matched
+    assert alpha.client().register("email", "a@example.com", "phishing").created is False
+    with pytest.raises(ValueError, match="newest"):
+        retire_pepper_file(keys_dir, 2)
+    env = {"CLUE_DATABASE_URL": database_url, "CLUE_SERVER_KEYS_DIR": str(keys_dir)}
+    refused = CliRunner().invoke(cli.main, ["pepper", "retire", "1"], env=env)
+    assert refused.exit_code == 1 and "1 report(s) still use pepper v1" in refused.output
+    with db.session_scope(app2) as session:
+        session.execute(update(Report).values(expires_at=db.utcnow() - dt.timedelta(days=1))
+                        .where(Report.pepper_version == 1))
+    assert CliRunner().invoke(cli.main, ["purge-expired"], env=env).exit_code == 0
+    retired = CliRunner().invoke(cli.main, ["pepper", "retire", "1"], env=env)
+    assert retired.exit_code == 0, retired.output
+    assert load_server_keys(keys_dir).peppers.versions == (2,)
+    app.extensions["clue_engine"].dispose()
+    app2.extensions["clue_engine"].dispose()
+
+
+def test_server_key_rotation(database_url, tmp_path):
+    keys_dir = tmp_path / "server-keys"
+    ensure_server_keys(keys_dir)
+    app = create_app({"database_url": database_url, "server_keys_dir": keys_dir})
+    alpha = Member(app, "Alpha Pay", keys_dir)
+    current = load_server_keys(keys_dir).public_key
+    staged = stage_next_signing_key(keys_dir)
+    app = create_app({"database_url": database_url, "server_keys_dir": keys_dir})
+    alpha.adapter = WSGIAdapter(app)
+    info = alpha.client().server_key_info()
+    raw = bytes.fromhex(info["next"]["public_key_raw"])
+    from clue_client import protocol
+
+    current.verify(base64.urlsafe_b64decode(info["next"]["endorsement"]),
+                   protocol.endorsement_statement(raw))
+    promote_next_signing_key(keys_dir, stamp="test")
+    app = create_app({"database_url": database_url, "server_keys_dir": keys_dir})
+    alpha.adapter = WSGIAdapter(app)
+    session = requests.Session()
+    session.mount(BASE_URL, alpha.adapter)
+    pinned_old_only = ClueClient(BASE_URL, signing_key=alpha.signing, server_public_key=current,
+                                 network_keys=None, session=session, retries=0)
+    with pytest.raises(ResponseVerificationError):
+        pinned_old_only.ping()
+    pinned_with_next = ClueClient(BASE_URL, signing_key=alpha.signing, server_public_key=current,
+                                  next_server_public_key=staged, network_keys=None,
+                                  session=session, retries=0)
+    assert pinned_with_next.ping()["member_id"] == alpha.id
