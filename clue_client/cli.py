@@ -15,6 +15,7 @@ import base64
 import csv
 import json
 import os
+import secrets
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -196,13 +197,18 @@ def network_group() -> None:
 
 def _new_network_key(ctx: click.Context) -> keys.SymmetricKey:
     keys_dir = _config(ctx)[1] if Path(ctx.obj).exists() else keys_dir_default()
+    passphrase = _passphrase()
     try:
-        version = keys.load_keyring(keys_dir, NETWORK_PURPOSE).current.version + 1
+        version = keys.load_keyring(keys_dir, NETWORK_PURPOSE,
+                                    passphrase=passphrase).current.version + 1
     except FileNotFoundError:
         version = 1
+    except keys.KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
     key = keys.new_symmetric_key(NETWORK_PURPOSE, version)
     path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, version)
-    keys.save_symmetric_key(path, key)
+    # Sealed like the member's other key files when a passphrase is in use.
+    keys.save_symmetric_key(path, key, passphrase=passphrase)
     click.echo(f"network key v{version}: {path} ({keys.fingerprint(key)})")
     return key
 
@@ -263,14 +269,17 @@ def network_fetch(ctx: click.Context, trusted: tuple[str, ...]) -> None:
         me = client.me()["member_id"]
         try:
             result = keyshare.fetch(client, hpke, keys_dir, own_member_id=me,
-                                    trusted_custodians=frozenset(trusted) or None)
+                                    trusted_custodians=frozenset(trusted) or None,
+                                    passphrase=_passphrase())
         except keyshare.ShareError as exc:
             raise click.ClickException(str(exc)) from exc
     for version in result.saved:
         click.echo(f"saved network key v{version} ({result.fingerprints[version]})")
     for version in result.already_had:
         click.echo(f"network key v{version}: already here, identical")
-    if not result.saved and not result.already_had:
+    for version in result.removed:
+        click.echo(f"network key v{version} was retired by the council: removed")
+    if not result.saved and not result.already_had and not result.removed:
         click.echo("nothing shared with this member yet")
 
 
@@ -377,10 +386,17 @@ def register(ctx: click.Context, id_type: str, category: str, expires_in_days: i
              value: str) -> None:
     """Register one identifier used in confirmed fraud."""
     with _errors():
-        report = _client(ctx).register(id_type, value, category, expires_in_days=expires_in_days)
+        report = _client(ctx).register(id_type, value, category, expires_in_days=expires_in_days,
+                                       idempotency_key=_run_key())
     state = "registered" if report.created else "already registered"
     click.echo(f"{report.id} {state} ({report.id_type}, {report.category}, "
                f"expires {report.expires_at:%Y-%m-%d})")
+
+
+def _run_key() -> str:
+    # One key per request of this run: the SDK's retries of that request reuse it and get
+    # the first answer, while a later re-run gets fresh answers ("already registered").
+    return "clue-cli-" + secrets.token_hex(16)
 
 
 @dataclass
@@ -416,7 +432,8 @@ def import_csv(ctx: click.Context, csv_file: TextIO, batch_size: int, errors_fil
             batch = rows[start:start + batch_size]
             while batch:
                 try:
-                    reports = client.register_many([r.item for r in batch])
+                    reports = client.register_many([r.item for r in batch],
+                                                   idempotency_key=_run_key())
                 except ValidationError as exc:
                     index = exc.problem.get("index")
                     if not isinstance(index, int) or not 0 <= index < len(batch):
@@ -445,6 +462,25 @@ def import_csv(ctx: click.Context, csv_file: TextIO, batch_size: int, errors_fil
     click.echo(f"{created} registered, {existing} already registered, {len(errors)} rejected")
     if errors:
         ctx.exit(1)
+
+
+@main.command()
+@click.option("--from", "csv_file", required=True, type=click.File("r", encoding="utf-8-sig"),
+              help="The CSV of this member's active reports (type,value,category[,...]).")
+@click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--progress/--no-progress", default=None)
+@click.pass_context
+def reregister(ctx: click.Context, csv_file: TextIO, errors_file: Path | None,
+               progress: bool | None) -> None:
+    """Register reports again under the newest network-key version (after a rotation).
+
+    The server cannot re-key tokens it cannot read, so the member re-sends its own
+    identifiers; once every member has, the council retires the old version.
+    """
+    version = _client(ctx).network_keys.current.version
+    click.echo(f"re-registering under network key v{version}", err=True)
+    ctx.invoke(import_csv, csv_file=csv_file, batch_size=MAX_BATCH, errors_file=errors_file,
+               progress=progress)
 
 
 def _read_rows(csv_file: TextIO) -> tuple[list[_Row], list[tuple[int, str]]]:

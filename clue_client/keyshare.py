@@ -114,15 +114,17 @@ class FetchResult:
     saved: tuple[int, ...]
     already_had: tuple[int, ...]
     fingerprints: dict[int, str]
+    removed: tuple[int, ...] = ()  # retired versions whose local files were deleted
 
 
 def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
-          own_member_id: str, trusted_custodians: frozenset[str] | None = None) -> FetchResult:
+          own_member_id: str, trusted_custodians: frozenset[str] | None = None,
+          passphrase: bytes | None = None) -> FetchResult:
     """Open this member's envelopes and save new ``network-v{N}.key`` files.
 
     ``trusted_custodians`` (signing key ids) restricts whose envelopes are accepted;
     without it any admitted member's signature is accepted, and the fingerprints
-    should be compared out of band.
+    should be compared out of band. With ``passphrase`` the saved files are sealed.
     """
     saved, had, fingerprints = [], [], {}
     for row in client.my_envelopes():
@@ -139,12 +141,20 @@ def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
         fingerprints[version] = keys.fingerprint(key)
         path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, version)
         if path.exists():
-            existing = keys.load_symmetric_key(path, purpose=NETWORK_PURPOSE)
+            existing = keys.load_symmetric_key(path, purpose=NETWORK_PURPOSE,
+                                               passphrase=passphrase)
             if existing != key:
                 raise ShareError(f"network key v{version} shared by {sender_key_id} differs "
                                  f"from the one in {path}; stop and ask the custodians")
             had.append(version)
             continue
-        keys.save_symmetric_key(path, key)
+        keys.save_symmetric_key(path, key, passphrase=passphrase)
         saved.append(version)
-    return FetchResult(tuple(saved), tuple(had), fingerprints)
+    # A retired version is refused by the server; its tokens are gone, so is the key.
+    removed = []
+    for entry in client.network_directory()["versions"]:
+        path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, int(entry["version"]))
+        if entry["status"] == "retired" and path.exists():
+            path.unlink()
+            removed.append(int(entry["version"]))
+    return FetchResult(tuple(saved), tuple(had), fingerprints, tuple(removed))
