@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections.abc import Iterator
@@ -19,11 +20,12 @@ import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 import keys
 from clue_client.protocol import server_key_id
-from clue_server import create_app, db
+from clue_server import create_app, db, idempotency
+from clue_server.auth.models import SeenNonce
 from clue_server.config import Settings
 from clue_server.errors import ClueError
 from clue_server.keystore import (
@@ -268,9 +270,14 @@ def server_key_promote() -> None:
 @main.command("purge-expired")
 def purge_expired() -> None:
     """Delete reports past their expiry (recorded in the audit log)."""
-    with db.session_scope(_app()) as session:
-        count = reports.purge_expired(session, now=db.utcnow())
-    click.echo(f"purged {count} expired report(s)")
+    app = _app()
+    now = db.utcnow()
+    ttl = dt.timedelta(hours=app.extensions["clue_settings"].idempotency_ttl_hours)
+    with db.session_scope(app) as session:
+        count = reports.purge_expired(session, now=now)
+        answers = idempotency.purge(session, older_than=now - ttl)
+        session.execute(delete(SeenNonce).where(SeenNonce.expires_at < now))
+    click.echo(f"purged {count} expired report(s) and {answers} stored idempotent answer(s)")
 
 
 @main.command()

@@ -7,7 +7,6 @@ either both land or neither does. Same key with another body → 422.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from clue_server.auth.models import IdempotencyRecord
 from clue_server.db import utcnow
 from clue_server.errors import BadRequest, IdempotencyConflict, IdempotencyInProgress
+from clue_server.keystore import ServerKeys
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
@@ -35,35 +35,47 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def run_once(session: Session, request: Request, member_id: str,
-             write: Callable[[], tuple[int, dict[str, Any]]], *, ttl: dt.timedelta) -> Response:
-    """Run ``write`` (which adds to ``session`` without committing) at most once per key."""
+             write: Callable[[], tuple[int, dict[str, Any]]], *, ttl: dt.timedelta,
+             server_keys: ServerKeys) -> Response:
+    """Run ``write`` (which adds to ``session`` without committing) at most once per key.
+
+    The stored request fingerprint is keyed with the pepper: a plain hash of a body
+    full of tokens would let a database thief holding a network key test guesses.
+    A write that loses a race on a unique constraint (two requests creating the same
+    report at once) is run again and then finds the winner's rows.
+    """
     key = idempotency_key(request)
-    if key is None:
-        status, body = write()
-        session.commit()
+    message = request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data()
+    fingerprints = [h.hex() for h in server_keys.token_hashes(message)]
+    for attempt in range(2):
+        if key is not None:
+            stored = _replay(session, member_id, key, fingerprints, ttl)
+            if stored is not None:
+                return stored
+        try:
+            status, body = write()
+            if key is not None:
+                session.add(IdempotencyRecord(member_id=member_id, key=key,
+                                              request_hash=fingerprints[0], status_code=status,
+                                              response_body=json.dumps(body)))
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if attempt == 1:
+                raise IdempotencyInProgress("a concurrent request is writing the same "
+                                            "reports; retry in a moment") from None
+            continue
         return _json(status, body)
-    request_hash = hashlib.sha256(
-        request.method.encode() + b" " + request.path.encode() + b"\n" + request.get_data()
-    ).hexdigest()
-    stored = _replay(session, member_id, key, request_hash, ttl)
-    if stored is not None:
-        return stored
-    status, body = write()
-    session.add(IdempotencyRecord(member_id=member_id, key=key, request_hash=request_hash,
-                                  status_code=status, response_body=json.dumps(body)))
-    try:
-        session.commit()
-    except IntegrityError:
-        # A concurrent retry with the same key committed first: answer as it did.
-        session.rollback()
-        stored = _replay(session, member_id, key, request_hash, ttl)
-        if stored is None:
-            raise IdempotencyInProgress("retry in a moment") from None
-        return stored
-    return _json(status, body)
+    raise AssertionError("unreachable")
 
 
-def _replay(session: Session, member_id: str, key: str, request_hash: str,
+def purge(session: Session, *, older_than: dt.datetime) -> int:
+    result = session.execute(delete(IdempotencyRecord)
+                             .where(IdempotencyRecord.created_at < older_than))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _replay(session: Session, member_id: str, key: str, fingerprints: list[str],
             ttl: dt.timedelta) -> Response | None:
     record = session.get(IdempotencyRecord, (member_id, key))
     if record is None:
@@ -73,7 +85,7 @@ def _replay(session: Session, member_id: str, key: str, request_hash: str,
             IdempotencyRecord.member_id == member_id, IdempotencyRecord.key == key))
         session.flush()
         return None
-    if record.request_hash != request_hash:
+    if record.request_hash not in fingerprints:
         raise IdempotencyConflict(f"{HEADER} {key!r} was already used with a different request")
     response = _json(record.status_code, json.loads(record.response_body))
     response.headers["Idempotent-Replayed"] = "true"

@@ -94,7 +94,8 @@ def add_signing_key(session: Session, member_id: str, body: Any) -> dict[str, An
 
 def revoke_signing_key(session: Session, member_id: str, key_id: str, *,
                        actor: str | None = None) -> None:
-    key = session.get(MemberKey, key_id) if len(key_id) <= 64 else None
+    plausible = len(key_id) <= 64 and key_id.isascii() and key_id.isprintable()
+    key = session.get(MemberKey, key_id) if plausible else None
     if key is None or key.member_id != member_id:
         raise NotFound(f"no signing key {key_id[:64]!r} of this member")
     if key.status == "revoked":

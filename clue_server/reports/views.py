@@ -29,7 +29,8 @@ def register() -> Response:
         return status, {"reports": results}
 
     return run_once(session, request, g.caller.member_id, write,
-                    ttl=dt.timedelta(hours=settings.idempotency_ttl_hours))
+                    ttl=dt.timedelta(hours=settings.idempotency_ttl_hours),
+                    server_keys=current_app.extensions["clue_keys"])
 
 
 @bp.delete("/<report_id>")
@@ -52,7 +53,7 @@ def list_reports() -> dict[str, Any]:
     if not 1 <= limit <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
     after = request.args.get("after")
-    if after is not None and len(after) > 40:
+    if after is not None and (len(after) > 40 or not (after.isascii() and after.isprintable())):
         raise BadRequest("after must be a report id")
     reports, next_after = services.list_reports(db.get_session(), g.caller.member_id,
                                                 after=after, limit=limit, now=db.utcnow())
