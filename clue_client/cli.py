@@ -38,6 +38,7 @@ from clue_client.config import (
     HPKE_PUBLIC_FILE,
     NETWORK_PURPOSE,
     NEXT_SERVER_KEY_FILE,
+    NOTES_KEY_FILE,
     SERVER_KEY_FILE,
     SIGNING_KEY_FILE,
     SIGNING_PUBLIC_FILE,
@@ -166,6 +167,8 @@ def keys_init(ctx: click.Context, server_url: str, server_key: Path | None,
     keys.save_private_key(keys_dir / HPKE_KEY_FILE, hpke, purpose="member-hpke",
                           passphrase=passphrase)
     keys.save_public_key(keys_dir / HPKE_PUBLIC_FILE, hpke.public_key())
+    keys.save_symmetric_key(keys_dir / NOTES_KEY_FILE,
+                            keys.new_symmetric_key("member-notes", 1), passphrase=passphrase)
     keys.save_public_key(keys_dir / SERVER_KEY_FILE, server_public, overwrite=True)
     ClientConfig(server_url=server_url, keys_dir=str(keys_dir),
                  server_key_id=protocol.server_key_id(server_public)).save(path)
@@ -380,14 +383,15 @@ def ping(ctx: click.Context) -> None:
 @click.option("--type", "id_type", type=ID_TYPE, required=True)
 @click.option("--category", type=CATEGORY, required=True)
 @click.option("--expires-in-days", type=click.IntRange(min=1))
+@click.option("--note", help="Free text only your organisation can read back (sealed here).")
 @click.argument("value")
 @click.pass_context
 def register(ctx: click.Context, id_type: str, category: str, expires_in_days: int | None,
-             value: str) -> None:
+             note: str | None, value: str) -> None:
     """Register one identifier used in confirmed fraud."""
     with _errors():
         report = _client(ctx).register(id_type, value, category, expires_in_days=expires_in_days,
-                                       idempotency_key=_run_key())
+                                       note=note, idempotency_key=_run_key())
     state = "registered" if report.created else "already registered"
     click.echo(f"{report.id} {state} ({report.id_type}, {report.category}, "
                f"expires {report.expires_at:%Y-%m-%d})")
@@ -551,13 +555,15 @@ def reports(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([{"id": r.id, "type": r.id_type, "category": r.category,
                                 "key_version": r.key_version,
                                 "created_at": r.created_at.isoformat(),
-                                "expires_at": r.expires_at.isoformat(), "expired": r.expired}
+                                "expires_at": r.expires_at.isoformat(), "expired": r.expired,
+                                "note": r.note}
                                for r in rows], indent=2))
         return
     click.echo(f"{'ID':<42} {'TYPE':<13} {'CATEGORY':<23} {'CREATED':<11} EXPIRES")
     for r in rows:
         click.echo(f"{r.id:<42} {r.id_type:<13} {r.category:<23} {r.created_at:%Y-%m-%d}  "
-                   f"{r.expires_at:%Y-%m-%d}{' (expired)' if r.expired else ''}")
+                   f"{r.expires_at:%Y-%m-%d}{' (expired)' if r.expired else ''}"
+                   f"{'  note: ' + r.note if r.note else ''}")
     click.echo(f"{len(rows)} report(s)")
 
 
@@ -644,3 +650,65 @@ def explain(ctx: click.Context, /, qr_payload: str | None, amount_jpy: int | Non
         click.echo(json.dumps(decision_json(decision), indent=2, ensure_ascii=False))
     else:
         click.echo(render_decision(decision))
+
+
+def _payload(argument: str) -> str:
+    """A QR payload given as text, or read from an image file with zxing-cpp."""
+    path = Path(argument)
+    if not path.is_file():
+        return argument
+    import zxingcpp  # imported here: only image arguments need it
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            found = [b for b in zxingcpp.read_barcodes(image)
+                     if b.format == zxingcpp.BarcodeFormat.QRCode and b.valid]
+    except (OSError, UnidentifiedImageError) as exc:
+        raise click.ClickException(f"{path}: not a readable image ({exc})") from exc
+    if not found:
+        raise click.ClickException(f"{path}: no QR code found in the image")
+    if len(found) > 1:
+        raise click.ClickException(f"{path}: {len(found)} QR codes in the image; crop to one")
+    return str(found[0].text)
+
+
+@main.command("report-sticker")
+@click.argument("payload")
+@click.option("--genuine-store-id", help="The 29-digit unified store ID of the real shop.")
+@click.option("--note", help="Free text only your organisation can read back.")
+@click.pass_context
+def report_sticker(ctx: click.Context, payload: str, genuine_store_id: str | None,
+                   note: str | None) -> None:
+    """Report a forged or swapped static QR sticker (PAYLOAD text or an image file).
+
+    The payload is parsed here; only the tokens of its payee and of the genuine store
+    are sent.
+    """
+    with _errors():
+        reports = _client(ctx).report_sticker_swap(_payload(payload),
+                                                   genuine_store_id=genuine_store_id, note=note)
+    for report in reports:
+        state = "registered" if report.created else "already registered"
+        click.echo(f"{report.id} {state} ({report.id_type}, {report.category})")
+
+
+@main.command("check-qr")
+@click.argument("payload")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check_qr(ctx: click.Context, payload: str, as_json: bool) -> None:
+    """Check a scanned static QR code (PAYLOAD text or an image file)."""
+    with _errors():
+        check = _client(ctx).check_static_qr(_payload(payload))
+    if as_json:
+        click.echo(json.dumps({"flags": sorted(check.flags), "reasons": list(check.reasons),
+                               "error_code": check.error_code, "store_id": check.store_id,
+                               "block": check.block,
+                               "confirm_merchant": check.confirm_merchant}, indent=2))
+        return
+    verdict = ("BLOCK" if check.block else "CONFIRM MERCHANT" if check.confirm_merchant
+               else "ok")
+    click.echo(f"{verdict}: {', '.join(sorted(check.flags)) or 'no flags'}")
+    for reason in check.reasons:
+        click.echo(f"  - {reason}")

@@ -18,11 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
-from clue_client import canonical, protocol, tokens
+from clue_client import canonical, notes, protocol, tokens
 from clue_client._transport import SignedSession
 from clue_client.config import (
     NETWORK_PURPOSE,
     NEXT_SERVER_KEY_FILE,
+    NOTES_KEY_FILE,
     ClientConfig,
     config_path,
 )
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
     import os
 
     from clue_client.decisions import Decision, Fallback, LookupCache, Policy
+
+if TYPE_CHECKING:
+    from clue_client.stickers import QrCheck
 
 MAX_BATCH = 1000
 CATEGORIES = (
@@ -55,10 +59,12 @@ class ClueClient:
                  network_keys: keys.Keyring | None, timeout: float = 5.0, retries: int = 2,
                  session: requests.Session | None = None,
                  next_server_public_key: Ed25519PublicKey | None = None,
+                 notes_key: keys.SymmetricKey | None = None,
                  policy: Policy | str | os.PathLike[str] | None = None,
                  fallback: Fallback | str | None = None, cache: LookupCache | None = None,
                  strict: bool | None = None) -> None:
         self._network_keys = network_keys
+        self.notes_key = notes_key
         pinned = {server_key_id or protocol.server_key_id(server_public_key): server_public_key}
         if next_server_public_key is not None:
             pinned[protocol.server_key_id(next_server_public_key)] = next_server_public_key
@@ -83,6 +89,10 @@ class ClueClient:
                                                    purpose="member-signing",
                                                    passphrase=passphrase)
             server_key = keys.load_public_key(config.resolve(base, config.server_public_key))
+            notes_path = config.resolve(base, NOTES_KEY_FILE)
+            notes_key = (keys.load_symmetric_key(notes_path, purpose=notes.PURPOSE,
+                                                 passphrase=passphrase)
+                         if notes_path.exists() else None)
             next_path = config.resolve(base, NEXT_SERVER_KEY_FILE)
             next_key = keys.load_public_key(next_path) if next_path.exists() else None
             try:
@@ -100,7 +110,7 @@ class ClueClient:
         options: dict[str, Any] = {"timeout": config.timeout, **overrides}
         return cls(config.server_url, signing_key=signing_key, server_public_key=server_key,
                    server_key_id=config.server_key_id, network_keys=network,
-                   next_server_public_key=next_key, **options)
+                   next_server_public_key=next_key, notes_key=notes_key, **options)
 
     @property
     def network_keys(self) -> keys.Keyring:
@@ -131,10 +141,10 @@ class ClueClient:
     # -- registering ------------------------------------------------------------
 
     def register(self, id_type: str, value: str, category: str, *,
-                 expires_in_days: int | None = None,
+                 expires_in_days: int | None = None, note: str | None = None,
                  idempotency_key: str | None = None) -> Report:
         """Register one identifier; returns the report (an existing one if already there)."""
-        return self.register_many([ReportInput(id_type, value, category, expires_in_days)],
+        return self.register_many([ReportInput(id_type, value, category, expires_in_days, note)],
                                   idempotency_key=idempotency_key)[0]
 
     def register_many(self, items: Sequence[ReportInput], *,
@@ -152,7 +162,7 @@ class ClueClient:
         body = {"reports": [self._report_fields(index, item) for index, item in enumerate(items)]}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         data = self._http.request("POST", "/reports", body, headers=headers, retry=True)
-        return [Report.from_json(r) for r in data["reports"]]
+        return [self._report(r) for r in data["reports"]]
 
     def _report_fields(self, index: int, item: ReportInput) -> dict[str, Any]:
         if item.category not in CATEGORIES:
@@ -162,7 +172,19 @@ class ClueClient:
         fields["category"] = item.category
         if item.expires_in_days is not None:
             fields["expires_in_days"] = item.expires_in_days
+        if item.note is not None:
+            if self.notes_key is None:
+                raise ConfigError("a note needs this member's notes key (member-notes.key)")
+            fields["note"] = notes.seal(self.notes_key, item.note, id_type=item.id_type,
+                                        category=item.category)
         return fields
+
+    def _report(self, data: dict[str, Any]) -> Report:
+        note = None
+        if data.get("note") and self.notes_key is not None:
+            note = notes.open_note(self.notes_key, data["note"], id_type=data["type"],
+                                   category=data["category"])
+        return Report.from_json(data, note=note)
 
     def withdraw(self, report_id: str) -> None:
         """Withdraw one of the member's own reports (404 for anyone else's)."""
@@ -177,10 +199,26 @@ class ClueClient:
                 params["after"] = after
             data = self._http.request("GET", "/reports", params=params, retry=True)
             for row in data["reports"]:
-                yield Report.from_json(row)
+                yield self._report(row)
             after = data.get("next_after")
             if not after:
                 return
+
+    # -- static QR stickers ---------------------------------------------------------------
+
+    def check_static_qr(self, payload: str) -> QrCheck:
+        """Flags for a scanned static QR code, in one round trip (see clue_client.stickers)."""
+        from clue_client.stickers import check_static_qr
+
+        return check_static_qr(self, payload)
+
+    def report_sticker_swap(self, forged_payload: str, genuine_store_id: str | None = None,
+                            note: str | None = None) -> list[Report]:
+        """Report a forged or swapped sticker: its payee(s) and, if known, the genuine store."""
+        from clue_client.stickers import report_sticker_swap
+
+        return report_sticker_swap(self, forged_payload, genuine_store_id=genuine_store_id,
+                                   note=note)
 
     # -- keys ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ SERVER_KEY_FILE = "server-signing.pub"
 NEXT_SERVER_KEY_FILE = "server-signing-next.pub"
 HPKE_KEY_FILE = "member-hpke.key"
 HPKE_PUBLIC_FILE = "member-hpke.pub"
+NOTES_KEY_FILE = "member-notes.key"
 NETWORK_PURPOSE = "network"
 
 

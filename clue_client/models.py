@@ -74,14 +74,16 @@ class Report:
     expires_at: dt.datetime
     expired: bool = False
     created: bool | None = None
+    #: The report's note, opened locally with the member's notes key (None if none).
+    note: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Report:
+    def from_json(cls, data: dict[str, Any], note: str | None = None) -> Report:
         return cls(
             id=data["id"], id_type=data["type"], category=data["category"],
             key_version=int(data["key_version"]),
             created_at=_datetime(data["created_at"]), expires_at=_datetime(data["expires_at"]),
-            expired=bool(data.get("expired", False)), created=data.get("created"),
+            expired=bool(data.get("expired", False)), created=data.get("created"), note=note,
         )
 
 
@@ -93,6 +95,8 @@ class ReportInput:
     value: str
     category: str
     expires_in_days: int | None = None
+    #: Free text only this member can read back (sealed locally; the server sees ciphertext).
+    note: str | None = None
 
 
 def _date(value: str | None) -> dt.date | None:

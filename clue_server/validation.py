@@ -112,10 +112,45 @@ def expect_token(item: Mapping[str, Any], field: str, pointer: str, index: int) 
                          f"got {len(value)}")
     if not set(value) <= _B64URL:
         raise item_error(pointer, index, field, "must use the base64url alphabet, no padding")
-    try:
-        token = base64.urlsafe_b64decode(value + "=")
-    except (binascii.Error, ValueError) as exc:
-        raise item_error(pointer, index, field, "is not valid base64url") from exc
-    if base64.urlsafe_b64encode(token).rstrip(b"=").decode() != value:
+    token = strict_b64url(value)
+    if token is None:
         raise item_error(pointer, index, field, "is not canonical base64url")
     return token
+
+
+def strict_b64url(value: str) -> bytes | None:
+    """Decode unpadded base64url, or ``None`` unless ``value`` is its one canonical form.
+
+    The standard decoder silently skips characters outside the alphabet and accepts
+    padding and non-zero trailing bits; accepting those would give one value many
+    spellings.
+    """
+    if not set(value) <= _B64URL or len(value) % 4 == 1:
+        return None
+    try:
+        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return data if b64url(data) == value else None
+
+
+#: A sealed note: 12-byte nonce + at most 1,000 bytes of text + 16-byte tag.
+MAX_NOTE_BYTES = 12 + 1000 + 16
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def expect_note(item: Mapping[str, Any], pointer: str, index: int) -> bytes:
+    """A client-sealed note: strict base64url of at most ``MAX_NOTE_BYTES`` bytes."""
+    value = expect_str(item, "note", pointer, index)
+    if len(value) > (MAX_NOTE_BYTES * 4 + 2) // 3:
+        raise item_error(pointer, index, "note", f"must be base64url (no padding) of at most "
+                         f"{MAX_NOTE_BYTES} bytes of ciphertext")
+    data = strict_b64url(value)
+    if data is None:
+        raise item_error(pointer, index, "note", "is not canonical base64url (no padding)")
+    if len(data) < 12 + 16:
+        raise item_error(pointer, index, "note", "is not a sealed note (nonce, text, tag)")
+    return data

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 import keys
 from clue_client import ClueClient
@@ -59,13 +60,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url() -> str:
     if not PG_URL:
         pytest.skip("CLUE_TEST_DATABASE_URL is not set")
-    engine = create_engine(PG_URL)
+    url = _worker_database(PG_URL)
+    engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    upgrade(PG_URL)
-    return PG_URL
+    upgrade(url)
+    return url
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets its own database, made next to the given one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                            {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

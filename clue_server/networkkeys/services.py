@@ -7,8 +7,6 @@ to refuse garbage early; recipients check it again themselves.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from typing import Any
 
@@ -19,11 +17,18 @@ from sqlalchemy.orm import Session
 import keys
 from clue_client import keyshare
 from clue_server.audit import services as audit
+from clue_server.db import iso_utc
 from clue_server.errors import BadRequest, NotFound, ValidationFailed
 from clue_server.members.models import Member, MemberKey
 from clue_server.networkkeys.models import NetworkKeyEnvelope, NetworkKeyVersion
 from clue_server.reports.models import Report
-from clue_server.validation import expect_list, expect_object, item_error
+from clue_server.validation import (
+    b64url,
+    expect_list,
+    expect_object,
+    item_error,
+    strict_b64url,
+)
 
 MAX_ENVELOPE_BYTES = 1024
 
@@ -32,17 +37,12 @@ class NetworkKeyError(Exception):
     """A council operation on network keys was refused."""
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _unb64url(value: Any, what: str, *, length: int | None = None, maximum: int = 4096) -> bytes:
     if not isinstance(value, str) or len(value) > maximum * 2:
         raise BadRequest(f"{what} must be a base64url string")
-    try:
-        data = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError):
-        raise ValidationFailed(f"{what} is not valid base64url") from None
+    data = strict_b64url(value)
+    if data is None:
+        raise ValidationFailed(f"{what} is not canonical base64url (no padding)")
     if length is not None and len(data) != length:
         raise ValidationFailed(f"{what} must be {length} bytes, got {len(data)}")
     if len(data) > maximum:
@@ -181,7 +181,7 @@ def my_envelopes(session: Session, member_id: str) -> dict[str, Any]:
         {"version": env.version, "sender_key_id": sender.id,
          "sender_member_id": sender.member_id,
          "sender_public_key": b64url(sender.public_key), "envelope": b64url(env.envelope),
-         "signature": b64url(env.signature), "created_at": env.created_at.isoformat()}
+         "signature": b64url(env.signature), "created_at": iso_utc(env.created_at)}
         for env, sender in rows]}
 
 

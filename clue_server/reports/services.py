@@ -13,13 +13,16 @@ from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
 from clue_server.config import CATEGORIES, ID_TYPES, Settings
+from clue_server.db import iso_utc
 from clue_server.errors import NotFound
 from clue_server.keystore import ServerKeys
 from clue_server.reports.models import Report
 from clue_server.validation import (
+    b64url,
     expect_choice,
     expect_int,
     expect_list,
+    expect_note,
     expect_object,
     expect_token,
     item_error,
@@ -36,6 +39,7 @@ class NewReport:
     token: bytes
     folded_token: bytes | None
     expires_in_days: int
+    note: bytes | None = None
 
 
 def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
@@ -48,7 +52,7 @@ def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
         if not isinstance(raw, dict):
             raise item_error(pointer, index, "item", "must be an object", structural=True)
         unknown = sorted(set(raw) - {"type", "category", "key_version", "token", "folded_token",
-                                     "expires_in_days"})
+                                     "expires_in_days", "note"})
         if unknown:
             raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
         for field in ("type", "category", "key_version", "token"):
@@ -68,7 +72,8 @@ def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
         days = maximum
         if "expires_in_days" in raw:
             days = expect_int(raw, "expires_in_days", pointer, index, minimum=1, maximum=maximum)
-        parsed.append(NewReport(id_type, category, key_version, token, folded, days))
+        note = expect_note(raw, pointer, index) if "note" in raw else None
+        parsed.append(NewReport(id_type, category, key_version, token, folded, days, note))
     return parsed
 
 
@@ -102,7 +107,8 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
             pepper_version=server_keys.peppers.current.version,
             token_hash=token_hashes[0],
             folded_hash=server_keys.token_hash(new.folded_token) if new.folded_token else None,
-            created_at=now, expires_at=now + dt.timedelta(days=new.expires_in_days))
+            created_at=now, expires_at=now + dt.timedelta(days=new.expires_in_days),
+            note=new.note)
         session.add(report)
         known[(new.id_type, new.category, token_hashes[0])] = report
         created_ids.append(report.id)
@@ -163,12 +169,11 @@ def _report_json(report: Report, now: dt.datetime, created: bool | None = None
         "type": report.id_type,
         "category": report.category,
         "key_version": report.key_version,
-        "created_at": _iso(report.created_at),
-        "expires_at": _iso(report.expires_at),
+        "created_at": iso_utc(report.created_at),
+        "expires_at": iso_utc(report.expires_at),
         "expired": report.expires_at <= now,
+        # Ciphertext only the reporter can open; the server cannot read it.
+        "note": b64url(report.note) if report.note else None,
     }
     return {**data, "created": created} if created is not None else dict(data)
 
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
