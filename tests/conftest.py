@@ -20,11 +20,12 @@ from clue_server import create_app, db
 from clue_server.keystore import ensure_server_keys, load_server_keys
 from clue_server.members import services as members
 from clue_server.migrate import upgrade
+from clue_server.models import Base
 from tests.helpers import BASE_URL, Creds, WSGIAdapter
 
 PG_URL = os.environ.get("CLUE_TEST_DATABASE_URL")
-TABLES = ("network_key_envelopes", "network_key_versions", "audit_events", "idempotency_records",
-          "seen_nonces", "reports", "member_keys", "members")
+# Children before parents, so TRUNCATE ... CASCADE order does not matter but reads well.
+TABLES = tuple(t.name for t in reversed(Base.metadata.sorted_tables))
 
 
 REDIS_URL = os.environ.get("CLUE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

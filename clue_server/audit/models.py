@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Integer, String
+from sqlalchemy import JSON, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clue_server.db import Base, UtcDateTime, utcnow
@@ -19,3 +19,29 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    #: Hash chain: SHA-256 (hex) of the previous entry's ``entry_hash`` and this entry.
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entry_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class AuditHead(Base):
+    """The one row that serialises appends: the chain's last entry id and hash."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """The server key's signature over the chain head at one entry (made at intervals)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id"), index=True)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

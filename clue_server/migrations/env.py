@@ -2,12 +2,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from clue_server.audit import models as _audit  # noqa: F401 - register tables
-from clue_server.auth import models as _auth  # noqa: F401
-from clue_server.db import Base, make_engine
-from clue_server.members import models as _members  # noqa: F401
-from clue_server.networkkeys import models as _networkkeys  # noqa: F401
-from clue_server.reports import models as _reports  # noqa: F401
+from clue_server.db import make_engine
+from clue_server.models import Base
 
 config = context.config
 target_metadata = Base.metadata

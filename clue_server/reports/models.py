@@ -32,6 +32,8 @@ class Report(Base):
     pepper_version: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     folded_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    #: Set by the council when a reporter missed a dispute deadline: never matches.
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
     #: A note only the reporter can read (AES-GCM under the member's own notes key).
     note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

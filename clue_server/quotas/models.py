@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from clue_server.db import Base
+
+
+class MemberQuota(Base):
+    """A council override of the daily quotas for one member (NULL: the default)."""
+
+    __tablename__ = "member_quotas"
+
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    daily_lookups: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    daily_registrations: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class CouncilSetting(Base):
+    """Council-wide settings changed at run time (quota defaults, retention maxima...)."""
+
+    __tablename__ = "council_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(JSON)
