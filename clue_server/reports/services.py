@@ -42,8 +42,13 @@ class NewReport:
     note: bytes | None = None
 
 
-def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
-    """Validate a whole batch before anything is written; the first bad item rejects it."""
+def parse_register_body(body: Any, settings: Settings,
+                        retention: Mapping[str, int] | None = None) -> list[NewReport]:
+    """Validate a whole batch before anything is written; the first bad item rejects it.
+
+    ``retention`` is the council maximum per type in days (default: the environment's).
+    """
+    retention = retention or settings.max_retention_days
     root = expect_object(body, "", required={"reports"})
     items = expect_list(root["reports"], "/reports", max_items=settings.max_batch_items)
     parsed = []
@@ -68,7 +73,7 @@ def parse_register_body(body: Any, settings: Settings) -> list[NewReport]:
             if id_type != "email":
                 raise item_error(pointer, index, "folded_token", "is only allowed for email")
             folded = expect_token(raw, "folded_token", pointer, index)
-        maximum = settings.max_retention_days[id_type]
+        maximum = retention[id_type]
         days = maximum
         if "expires_in_days" in raw:
             days = expect_int(raw, "expires_in_days", pointer, index, minimum=1, maximum=maximum)

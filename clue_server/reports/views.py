@@ -9,6 +9,7 @@ from clue_server import db
 from clue_server.errors import BadRequest
 from clue_server.idempotency import run_once
 from clue_server.networkkeys.services import refuse_retired
+from clue_server.quotas import settings as council
 from clue_server.reports import services
 from clue_server.validation import json_body
 
@@ -18,8 +19,9 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 @bp.post("")
 def register() -> Response:
     settings = current_app.extensions["clue_settings"]
-    reports = services.parse_register_body(json_body(request), settings)
     session = db.get_session()
+    reports = services.parse_register_body(json_body(request), settings,
+                                           council.retention_days(session, settings))
     refuse_retired(session, [r.key_version for r in reports], "/reports")
 
     def write() -> tuple[int, dict[str, Any]]:

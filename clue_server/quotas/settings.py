@@ -1,0 +1,66 @@
+"""Council-wide settings changed at run time (console or CLI), over the environment's defaults.
+
+Stored in ``council_settings``; every change is audited by the caller.
+
+Keys: ``retention_days.<type>`` (maximum days a report of that type may live),
+``quota.daily_lookups`` and ``quota.daily_registrations`` (per-member defaults),
+``dispute.deadline_days``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clue_server.config import ID_TYPES, Settings
+from clue_server.quotas.models import CouncilSetting
+
+DEFAULT_DAILY_LOOKUPS = 200_000
+DEFAULT_DAILY_REGISTRATIONS = 50_000
+DEFAULT_DISPUTE_DEADLINE_DAYS = 14
+KNOWN_KEYS = frozenset({*(f"retention_days.{t}" for t in ID_TYPES), "quota.daily_lookups",
+                        "quota.daily_registrations", "dispute.deadline_days"})
+
+
+class SettingError(ValueError):
+    """An unknown setting or a value out of range."""
+
+
+def all_settings(session: Session) -> dict[str, Any]:
+    return {row.key: row.value for row in session.scalars(select(CouncilSetting))}
+
+
+def get_int(session: Session, key: str, default: int) -> int:
+    row = session.get(CouncilSetting, key)
+    return int(row.value) if row is not None and isinstance(row.value, int) else default
+
+
+def set_int(session: Session, key: str, value: int, *, minimum: int = 1,
+            maximum: int = 10**9) -> None:
+    if key not in KNOWN_KEYS:
+        raise SettingError(f"unknown setting {key!r}")
+    if type(value) is not int or not minimum <= value <= maximum:
+        raise SettingError(f"{key} must be a whole number from {minimum} to {maximum}")
+    row = session.get(CouncilSetting, key)
+    if row is None:
+        session.add(CouncilSetting(key=key, value=value))
+    else:
+        row.value = value
+
+
+def retention_days(session: Session, settings: Settings) -> dict[str, int]:
+    """The council maximum per type: the console's value, else the environment's."""
+    stored = all_settings(session)
+    return {t: int(stored.get(f"retention_days.{t}", settings.max_retention_days[t]))
+            for t in ID_TYPES}
+
+
+def quota_defaults(session: Session) -> tuple[int, int]:
+    return (get_int(session, "quota.daily_lookups", DEFAULT_DAILY_LOOKUPS),
+            get_int(session, "quota.daily_registrations", DEFAULT_DAILY_REGISTRATIONS))
+
+
+def dispute_deadline_days(session: Session) -> int:
+    return get_int(session, "dispute.deadline_days", DEFAULT_DISPUTE_DEADLINE_DAYS)
