@@ -34,7 +34,7 @@ def test_racing_registrations_store_once_and_never_fail(app, make_member, networ
             for phone in phones:
                 barrier.wait(timeout=10)
                 client.register("phone", phone, "card_theft")
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
