@@ -1,0 +1,271 @@
+"""Daily quotas: 429 problem+json with Retry-After, nothing stored, batches refused whole,
+overrides over defaults, counters shared by app instances (database and Redis), replays
+not counted twice, and the ``clue-server quota`` commands (audited)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from clue_client import ReportInput
+from clue_client.errors import RateLimitedError
+from clue_server import create_app, db
+from clue_server.audit.models import AuditEvent
+from clue_server.cli import main as server_cli
+from clue_server.quotas import services as quotas
+from clue_server.reports.models import Report
+from clue_server.stats.models import DailyUsage, LookupHit
+from tests.helpers import signed
+
+PHONES = [f"090-1111-{n:04d}" for n in range(10)]
+
+
+def _set_quota(app: Any, member_id: str, lookups: int | None = None,
+               registrations: int | None = None) -> None:
+    with db.session_scope(app) as session:
+        quotas.set_member_quota(session, member_id, lookups, registrations, actor="test")
+
+
+def _count(app: Any, query: Any) -> int:
+    with db.session_scope(app) as session:
+        return int(session.scalar(query) or 0)
+
+
+def _lookup_body(n: int) -> dict[str, Any]:
+    return {"items": [{"type": "phone", "key_version": 1, "token": "A" * 43}
+                      for _ in range(n)]}
+
+
+@pytest.fixture
+def redis_app(database_url: str, server_keys_dir: Path, redis_url: str) -> Iterator[Any]:
+    application = make_redis_app(database_url, server_keys_dir, redis_url,
+                                 f"clue-test:{secrets.token_hex(6)}:")
+    yield application
+    application.extensions["clue_engine"].dispose()
+
+
+def make_redis_app(database_url: str, keys_dir: Path, redis_url: str, prefix: str) -> Any:
+    application = create_app({"database_url": database_url, "server_keys_dir": keys_dir,
+                              "redis_url": redis_url, "quota_key_prefix": prefix})
+    application.config["TESTING"] = True
+    return application
+
+
+def test_a_lookup_over_the_quota_is_429_with_retry_after_and_counts_the_rejection(
+        app, http, make_member):
+    member = make_member()
+    _set_quota(app, member.member_id, lookups=5)
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(3)).status_code == 200
+
+    before = dt.datetime.now(dt.UTC)
+    refused = signed(http, member, "POST", "/v1/lookups", _lookup_body(3))
+
+    assert refused.status_code == 429
+    assert refused.content_type == "application/problem+json"
+    problem = refused.get_json()
+    assert problem["type"] == "urn:clue:problem:quota-exceeded"
+    assert (problem["quota"], problem["limit"], problem["used"], problem["requested"]) == (
+        "lookups", 5, 3, 3)
+    midnight = dt.datetime.combine(before.date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    assert problem["resets_at"] == midnight.isoformat().replace("+00:00", "Z")
+    retry_after = int(refused.headers["Retry-After"])
+    assert abs(retry_after - (midnight - before).total_seconds()) <= 2
+    assert problem["retry_after"] == retry_after
+    assert "Signature" in refused.headers  # still a signed answer
+    # The two that still fit are served; the refusal was counted, per type.
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 200
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
+    with db.session_scope(app) as session:
+        row = session.get(DailyUsage, (before.date(), member.member_id, "phone"))
+        assert (row.lookups, row.quota_rejections) == (5, 4)
+
+
+def test_the_sdk_raises_rate_limited_and_a_refused_registration_stores_nothing(
+        app, make_member, make_client):
+    member = make_member()
+    client, _ = make_client(member)
+    _set_quota(app, member.member_id, registrations=4, lookups=2)
+    client.register_many([ReportInput("phone", p, "phishing") for p in PHONES[:2]])
+
+    with pytest.raises(RateLimitedError) as caught:
+        # Two would fit, three do not: the batch is refused whole.
+        client.register_many([ReportInput("phone", p, "phishing") for p in PHONES[2:5]])
+    assert caught.value.status == 429
+    assert caught.value.retry_after is not None and 0 < caught.value.retry_after <= 86400
+    assert caught.value.problem["type"] == "urn:clue:problem:quota-exceeded"
+    assert _count(app, select(func.count()).select_from(Report)) == 2
+    # Re-registering known reports uses nothing up; then two new ones still fit.
+    client.register_many([ReportInput("phone", p, "phishing") for p in PHONES[:2]])
+    client.register_many([ReportInput("phone", p, "phishing") for p in PHONES[2:4]])
+    assert _count(app, select(func.count()).select_from(Report)) == 4
+
+    client.lookup_many([("phone", PHONES[0]), ("phone", PHONES[9])])
+    with pytest.raises(RateLimitedError):
+        client.lookup(phone=PHONES[0])
+    assert _count(app, select(func.count()).select_from(LookupHit)) == 1
+
+
+def test_an_override_beats_the_default_and_clearing_it_restores_the_default(
+        app, http, make_member):
+    member, other = make_member("Small Pay"), make_member("Other Pay")
+    with db.session_scope(app) as session:
+        quotas.set_defaults(session, 2, 2, actor="test")
+    _set_quota(app, member.member_id, lookups=4)
+
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(4)).status_code == 200
+    assert signed(http, other, "POST", "/v1/lookups", _lookup_body(3)).status_code == 429
+    with db.session_scope(app) as session:
+        assert quotas.effective_quota(session, member.member_id) == (4, 2, True, False)
+        quotas.clear_member_quota(session, member.member_id, actor="test")
+        assert quotas.effective_quota(session, member.member_id) == (2, 2, False, False)
+        used = quotas.usage_today(session, member.member_id)
+        assert (used.lookups, used.lookups_limit) == (4, 2)
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
+
+
+def test_an_idempotent_replay_is_not_counted_twice(app, http, make_member):
+    member = make_member()
+    _set_quota(app, member.member_id, registrations=1)
+    body = {"reports": [{"type": "phone", "category": "phishing", "key_version": 1,
+                         "token": "B" * 42 + "A"}]}
+    first = signed(http, member, "POST", "/v1/reports", body, headers={"Idempotency-Key": "k1"})
+    again = signed(http, member, "POST", "/v1/reports", body, headers={"Idempotency-Key": "k1"})
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    with db.session_scope(app) as session:
+        assert quotas.usage_today(session, member.member_id).registrations == 1
+
+
+def test_database_counters_are_shared_by_two_app_instances(app, http, database_url,
+                                                           server_keys_dir, make_member):
+    second = create_app({"database_url": database_url, "server_keys_dir": server_keys_dir,
+                         "redis_url": None})
+    try:
+        member = make_member()
+        _set_quota(app, member.member_id, lookups=4)
+        assert signed(http, member, "POST", "/v1/lookups", _lookup_body(3)).status_code == 200
+        other_http = second.test_client()
+        assert signed(other_http, member, "POST", "/v1/lookups",
+                      _lookup_body(2)).status_code == 429
+        assert signed(other_http, member, "POST", "/v1/lookups",
+                      _lookup_body(1)).status_code == 200
+        assert signed(http, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
+    finally:
+        second.extensions["clue_engine"].dispose()
+
+
+def test_concurrent_lookups_never_exceed_the_quota(app, make_member):
+    member = make_member()
+    _set_quota(app, member.member_id, lookups=5)
+    statuses: list[int] = []
+
+    def ask() -> None:
+        statuses.append(signed(app.test_client(), member, "POST", "/v1/lookups",
+                               _lookup_body(1)).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(statuses) == [200] * 5 + [429] * 7
+    with db.session_scope(app) as session:
+        assert quotas.usage_today(session, member.member_id).lookups == 5
+
+
+def test_redis_counters_are_shared_by_two_app_instances(redis_app, database_url,
+                                                        server_keys_dir, redis_url,
+                                                        make_member, monkeypatch):
+    prefix = redis_app.extensions["clue_settings"].quota_key_prefix
+    second = make_redis_app(database_url, server_keys_dir, redis_url, prefix)
+    try:
+        member = make_member()
+        _set_quota(redis_app, member.member_id, lookups=4, registrations=2)
+        one, two = redis_app.test_client(), second.test_client()
+        counter = redis_app.extensions["clue_quota_counter"]
+        today = dt.datetime.now(dt.UTC).date()
+
+        assert signed(one, member, "POST", "/v1/lookups", _lookup_body(3)).status_code == 200
+        assert counter.used(member.member_id, "lookups", today) == 3
+        assert signed(two, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 429
+        assert signed(two, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 200
+        assert signed(one, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
+        assert counter.used(member.member_id, "lookups", today) == 4
+        ttl = counter.redis.ttl(counter.key(member.member_id, "lookups", today))
+        assert 0 < ttl <= 86400 + 3600
+
+        # A request that fails after reserving gives back what it took.
+        good = {"reports": [{"type": "phone", "category": "phishing", "key_version": 1,
+                             "token": "C" * 42 + "A"}]}
+        with monkeypatch.context() as patch:
+            patch.setattr("clue_server.reports.services.register", _boom)
+            assert signed(one, member, "POST", "/v1/reports", good).status_code == 500
+        assert counter.used(member.member_id, "registrations", today) == 0
+        # A duplicate registration is free in the end; an idempotent replay takes nothing.
+        assert signed(one, member, "POST", "/v1/reports", good).status_code == 201
+        for _ in range(2):
+            again = signed(two, member, "POST", "/v1/reports", good,
+                           headers={"Idempotency-Key": "r1"})
+            assert again.status_code == 200
+        assert again.headers["Idempotent-Replayed"] == "true"
+        assert counter.used(member.member_id, "registrations", today) == 1
+        with db.session_scope(redis_app) as session:
+            row = session.get(DailyUsage, (today, member.member_id, "phone"))
+            assert (row.lookups, row.registrations, row.quota_rejections) == (4, 1, 3)
+    finally:
+        second.extensions["clue_engine"].dispose()
+
+
+def _boom(*_args: Any, **_kwargs: Any) -> Any:
+    raise RuntimeError("the database went away")
+
+
+def test_quota_cli_shows_sets_and_clears_and_each_change_is_audited(app, make_member,
+                                                                    database_url,
+                                                                    server_keys_dir,
+                                                                    monkeypatch):
+    member = make_member()
+    monkeypatch.setenv("CLUE_DATABASE_URL", database_url)
+    monkeypatch.setenv("CLUE_SERVER_KEYS_DIR", str(server_keys_dir))
+    monkeypatch.delenv("CLUE_REDIS_URL", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(server_cli, ["quota", *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "default: lookups 200000/day, registrations 50000/day" in run("show")
+    assert "lookups 500/day, registrations 50000/day" in run("default", "--lookups", "500")
+    out = run("set", member.member_id, "--lookups", "7")
+    assert f"{member.member_id}: today lookups 0/7 (override), registrations 0/50000" in out
+    out = run("set", member.member_id, "--registrations", "9")
+    assert "lookups 0/7 (override), registrations 0/9 (override)" in out
+    assert "lookups 0/500, registrations 0/50000" in run("clear", member.member_id)
+    assert member.member_id in run("show", member.member_id)
+
+    bad = runner.invoke(server_cli, ["quota", "set", "m_nobody", "--lookups", "1"])
+    assert bad.exit_code != 0 and "no member" in bad.output
+    negative = runner.invoke(server_cli, ["quota", "default", "--lookups", "0"])
+    assert negative.exit_code != 0
+    with db.session_scope(app) as session:
+        events = session.execute(select(AuditEvent.actor, AuditEvent.action, AuditEvent.subject,
+                                        AuditEvent.details)
+                                 .where(AuditEvent.action.like("quota.%"))
+                                 .order_by(AuditEvent.id)).all()
+    assert [(e.actor, e.action, e.subject) for e in events] == [
+        ("council", "quota.defaults", "council"), ("council", "quota.set", member.member_id),
+        ("council", "quota.set", member.member_id), ("council", "quota.clear", member.member_id)]
+    assert json.loads(json.dumps(events[2].details)) == {"daily_lookups": 7,
+                                                         "daily_registrations": 9}

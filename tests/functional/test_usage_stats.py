@@ -1,0 +1,133 @@
+"""Usage statistics: daily counts per member and type, hits with report ids only, nothing
+kept of a lookup that matched nothing, and the console's summaries (series, anomalies)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select, text
+
+from clue_client import ReportInput
+from clue_server import db
+from clue_server.members import services as members
+from clue_server.stats import services as stats
+from clue_server.stats.models import DailyUsage, LookupHit
+
+PHONE, OTHER_PHONE, INNOCENT = "090-1234-5678", "080-2345-6789", "070-9999-0000"
+
+
+def _rows(app: Any, model: Any) -> list[Any]:
+    with db.session_scope(app) as session:
+        return list(session.scalars(select(model)))
+
+
+def test_lookups_are_counted_and_only_hits_are_kept_with_their_report_ids(
+        app, make_member, make_client):
+    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
+    alice_client, _ = make_client(alice)
+    bob_client, _ = make_client(bob)
+    made = alice_client.register_many([ReportInput("phone", PHONE, "phishing"),
+                                       ReportInput("phone", PHONE, "card_theft"),
+                                       ReportInput("email", "a@example.com", "phishing")])
+    alice_client.register("phone", OTHER_PHONE, "phishing")
+
+    bob_client.lookup_many([("phone", PHONE), ("phone", INNOCENT), ("email", "a@example.com"),
+                            ("ip", "192.0.2.7")])
+
+    today = dt.datetime.now(dt.UTC).date()
+    usage = {(r.member_id, r.id_type): (r.lookups, r.hits, r.registrations, r.quota_rejections)
+             for r in _rows(app, DailyUsage) if r.day == today}
+    assert usage == {
+        (alice.member_id, "phone"): (0, 0, 3, 0),
+        (alice.member_id, "email"): (0, 0, 1, 0),
+        (bob.member_id, "phone"): (2, 1, 0, 0),
+        (bob.member_id, "email"): (1, 1, 0, 0),
+        (bob.member_id, "ip"): (1, 0, 0, 0),
+    }
+    hits = sorted(((h.member_id, h.id_type, sorted(h.report_ids)) for h in _rows(app, LookupHit)),
+                  key=lambda h: h[1])
+    assert hits == [(bob.member_id, "email", [made[2].id]),
+                    (bob.member_id, "phone", sorted([made[0].id, made[1].id]))]
+
+
+def test_a_lookup_that_matches_nothing_leaves_no_token_anywhere(app, make_member, make_client):
+    member = make_member()
+    client, adapter = make_client(member)
+    client.lookup(phone=INNOCENT)
+
+    sent = json.loads(adapter.captured[-1].body)["items"][0]["token"]
+    with db.session_scope(app) as session:
+        assert session.scalars(select(LookupHit)).all() == []
+        dump = "\n".join(str(row) for table in ("daily_usage", "lookup_hits", "audit_events")
+                         for row in session.execute(text(f"SELECT * FROM {table}")))
+    assert sent not in dump
+    with db.session_scope(app) as session:
+        row = session.scalars(select(DailyUsage)).one()
+        assert (row.member_id, row.id_type, row.lookups, row.hits) == (member.member_id, "phone",
+                                                                       1, 0)
+
+
+def test_daily_series_and_member_activity_add_up(app, make_member):
+    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
+    today = dt.date(2026, 3, 10)
+    with db.session_scope(app) as session:
+        stats.add_usage(session, alice.member_id, today, {"phone": {"lookups": 10, "hits": 2},
+                                                          "email": {"registrations": 3}})
+        stats.add_usage(session, bob.member_id, today - dt.timedelta(days=2),
+                        {"ip": {"lookups": 5, "hits": 1}})
+        stats.add_usage(session, alice.member_id, today, {"phone": {"lookups": 1}})
+        members.set_status(session, bob.member_id, "suspended")
+    with db.session_scope(app) as session:
+        series = stats.daily_series(session, days=3, today=today)
+        activity = {a.member_id: a for a in stats.member_activity(session, today=today)}
+        by_status = stats.members_by_status(session)
+
+    assert series == [(today - dt.timedelta(days=2), 0, 5, 1),
+                      (today - dt.timedelta(days=1), 0, 0, 0), (today, 3, 11, 2)]
+    assert activity[alice.member_id][3:] == (today, 11, 2, 3)
+    assert activity[bob.member_id][3:] == (today - dt.timedelta(days=2), 5, 1, 0)
+    assert by_status == {"active": 1, "suspended": 1}
+
+
+def test_active_reports_are_counted_by_type_and_category(app, make_member, make_client):
+    member = make_member()
+    client, _ = make_client(member)
+    client.register_many([ReportInput("phone", PHONE, "phishing"),
+                          ReportInput("phone", OTHER_PHONE, "phishing"),
+                          ReportInput("phone", PHONE, "card_theft"),
+                          ReportInput("ip", "192.0.2.1", "other", 1)])
+    with db.session_scope(app) as session:
+        now = db.utcnow()
+        assert stats.active_reports_by_type_and_category(session, now) == [
+            ("ip", "other", 1), ("phone", "card_theft", 1), ("phone", "phishing", 2)]
+        later = now + dt.timedelta(days=2)  # the ip report has expired
+        assert [r.id_type for r in stats.active_reports_by_type_and_category(session, later)] \
+            == ["phone", "phone"]
+
+
+def test_a_jump_far_above_a_members_own_baseline_is_flagged(app, make_member):
+    steady, jumpy, tiny, newcomer = (make_member(n) for n in ("Steady", "Jumpy", "Tiny", "New"))
+    today = dt.date(2026, 3, 20)
+    with db.session_scope(app) as session:
+        for back in range(2, 16):
+            day = today - dt.timedelta(days=back)
+            stats.add_usage(session, steady.member_id, day, {"phone": {"lookups": 1000}})
+            stats.add_usage(session, jumpy.member_id, day, {"phone": {"lookups": 600},
+                                                             "email": {"lookups": 400}})
+            stats.add_usage(session, tiny.member_id, day, {"phone": {"lookups": 2}})
+        for back in (2, 3):
+            stats.add_usage(session, newcomer.member_id, today - dt.timedelta(days=back),
+                            {"phone": {"lookups": 10}})
+        stats.add_usage(session, steady.member_id, today, {"phone": {"lookups": 3000}})
+        stats.add_usage(session, jumpy.member_id, today, {"phone": {"lookups": 8000}})
+        stats.add_usage(session, tiny.member_id, today, {"phone": {"lookups": 900}})
+        stats.add_usage(session, newcomer.member_id, today, {"phone": {"lookups": 50000}})
+    with db.session_scope(app) as session:
+        flagged = stats.volume_anomalies(session, today)
+        strict = stats.volume_anomalies(session, today, factor=2.0)
+
+    assert [(a.member_id, a.name, a.day, a.lookups, a.baseline, a.ratio) for a in flagged] == [
+        (jumpy.member_id, "Jumpy", today, 8000, 1000.0, 8.0)]
+    assert {a.member_id for a in strict} == {jumpy.member_id, steady.member_id}
