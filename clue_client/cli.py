@@ -588,7 +588,8 @@ def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
                                    "categories": list(r.categories), "reporters": r.reporters,
                                    "first_reported": _d(r.first_reported),
                                    "last_reported": _d(r.last_reported),
-                                   "reported_by_me": r.reported_by_me}
+                                   "reported_by_me": r.reported_by_me,
+                                   "disputed": r.disputed}
                                for t, r in results.items()}, indent=2))
         return
     for id_type, r in results.items():
@@ -597,11 +598,86 @@ def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
             continue
         click.echo(f"{id_type:<13} MATCH ({r.match}) {', '.join(r.categories)}; "
                    f"{r.reporters} member(s); first {r.first_reported}, last {r.last_reported}"
-                   f"{'; you reported it' if r.reported_by_me else ''}")
+                   f"{'; you reported it' if r.reported_by_me else ''}"
+                   f"{'; DISPUTED' if r.disputed else ''}")
 
 
 def _d(value: Any) -> str | None:
     return value.isoformat() if value else None
+
+
+# -- disputes ------------------------------------------------------------------------------
+
+
+@main.group("dispute")
+def dispute_group() -> None:
+    """File a data subject's dispute, or answer one routed to you."""
+
+
+@dispute_group.command("open")
+@click.option("--phone")
+@click.option("--email")
+@click.option("--type", "id_type", type=ID_TYPE, help="With VALUE: any identifier type.")
+@click.option("--reason", required=True,
+              help="The data subject's statement (no identifiers or personal data in it).")
+@click.argument("value", required=False)
+@click.pass_context
+def dispute_open(ctx: click.Context, phone: str | None, email: str | None, id_type: str | None,
+                 reason: str, value: str | None) -> None:
+    """File a dispute on one identifier (tokenised here; only its token is sent)."""
+    given = [(t, v) for t, v in (("phone", phone), ("email", email)) if v is not None]
+    if id_type is not None or value is not None:
+        if id_type is None or value is None:
+            raise click.UsageError("--type needs a VALUE argument (and VALUE needs --type)")
+        given.append((id_type, value))
+    if len(given) != 1:
+        raise click.UsageError("give exactly one identifier: --phone, --email or --type T VALUE")
+    with _errors():
+        try:
+            filed = _client(ctx).open_dispute(given[0][0], given[0][1], reason)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"dispute {filed['id']} {filed['status']}: routed to {filed['reports']} "
+               f"report(s); reporters must answer by {filed['deadline']}")
+
+
+@dispute_group.command("answer")
+@click.argument("dispute_id")
+@click.argument("answer", type=click.Choice(["withdraw", "uphold"]))
+@click.option("--reason", required=True, help="Why (the filer sees only the counts).")
+@click.pass_context
+def dispute_answer(ctx: click.Context, dispute_id: str, answer: str, reason: str) -> None:
+    """Answer a dispute for all your reports in it; withdraw withdraws them."""
+    with _errors():
+        result = _client(ctx).answer_dispute(dispute_id, answer, reason)
+    click.echo(f"dispute {result['id']}: {answer} for {len(result['reports'])} report(s); "
+               f"dispute now {result['status']}")
+
+
+@main.command("disputes")
+@click.option("--outgoing", is_flag=True, help="The disputes you filed, not those routed to you.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def disputes(ctx: click.Context, outgoing: bool, as_json: bool) -> None:
+    """List open disputes on your reports (or, with --outgoing, the ones you filed)."""
+    with _errors():
+        client = _client(ctx)
+        rows = client.outgoing_disputes() if outgoing else client.incoming_disputes()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        if outgoing:
+            counts = row["answers"]
+            click.echo(f"{row['id']}  {row['type']:<12} {row['status']:<8} opened "
+                       f"{row['opened_at']}  withdrawn {counts['withdraw']}, upheld "
+                       f"{counts['uphold']}, pending {counts['pending']}")
+            continue
+        click.echo(f"{row['id']}  {row['type']:<12} deadline {row['deadline']}  "
+                   f"reason: {row['reason']}")
+        for report in row["reports"]:
+            click.echo(f"    {report['id']}  {report['answer'] or 'not answered'}")
+    click.echo(f"{len(rows)} dispute(s)")
 
 
 # -- risk decisions ----------------------------------------------------------------------

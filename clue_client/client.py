@@ -204,6 +204,33 @@ class ClueClient:
             if not after:
                 return
 
+    # -- disputes (see clue_client.disputes) ------------------------------------------------
+
+    def open_dispute(self, id_type: str, value: str, reason: str) -> dict[str, Any]:
+        """File a data subject's dispute on an identifier (tokenised here, never sent)."""
+        from clue_client.disputes import open_dispute
+
+        return open_dispute(self, id_type, value, reason)
+
+    def incoming_disputes(self) -> list[dict[str, Any]]:
+        """Open disputes routed to this member's reports (the filer is never named)."""
+        result: list[dict[str, Any]] = self._http.request(
+            "GET", "/disputes/incoming", retry=True)["disputes"]
+        return result
+
+    def outgoing_disputes(self) -> list[dict[str, Any]]:
+        """Disputes this member filed, with answer counts (the reporters are never named)."""
+        result: list[dict[str, Any]] = self._http.request(
+            "GET", "/disputes/outgoing", retry=True)["disputes"]
+        return result
+
+    def answer_dispute(self, dispute_id: str, answer: str, reason: str) -> dict[str, Any]:
+        """Answer ``withdraw`` (withdraws this member's disputed reports) or ``uphold``."""
+        result: dict[str, Any] = self._http.request(
+            "POST", f"/disputes/{quote(dispute_id, safe='')}/answer",
+            {"answer": answer, "reason": reason})
+        return result
+
     # -- static QR stickers ---------------------------------------------------------------
 
     def check_static_qr(self, payload: str) -> QrCheck:

@@ -25,6 +25,8 @@ class LookupResult:
     first_reported: dt.date | None = None
     last_reported: dt.date | None = None
     reported_by_me: bool = False
+    #: An open dispute (a data subject contests it) covers a matching report.
+    disputed: bool = False
     value: str = field(default="", repr=False, compare=False)
 
     @classmethod
@@ -38,6 +40,7 @@ class LookupResult:
             first_reported=_date(data.get("first_reported")),
             last_reported=_date(data.get("last_reported")),
             reported_by_me=bool(data.get("reported_by_me", False)),
+            disputed=bool(data.get("disputed", False)),
             value=value,
         )
 
@@ -58,6 +61,7 @@ class LookupResult:
             first_reported=min(firsts) if firsts else None,
             last_reported=max(lasts) if lasts else None,
             reported_by_me=self.reported_by_me or other.reported_by_me,
+            disputed=self.disputed or other.disputed,
             value=self.value,
         )
 

@@ -15,9 +15,11 @@ from clue_server.config import Settings
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = True) -> Flask:
-    from clue_server import api, db, errors
+    from clue_server import api, db, errors, metrics
     from clue_server.auth.nonces import DatabaseNonceStore, RedisNonceStore
+    from clue_server.console import views as console_views
     from clue_server.keystore import load_server_keys
+    from clue_server.quotas import services as quota_services
 
     settings = Settings.from_env().with_overrides(config or {})
     app = Flask(__name__)
@@ -32,4 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = Tru
         else DatabaseNonceStore(app.extensions["clue_sessionmaker"]))
     errors.init_app(app)
     api.init_app(app)
+    console_views.init_app(app)
+    metrics.init_app(app)
+    quota_services.init_app(app)
     return app

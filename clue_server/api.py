@@ -19,6 +19,7 @@ import keys
 from clue_client import protocol
 from clue_server import db
 from clue_server.auth import services as auth
+from clue_server.disputes.views import bp as disputes_bp
 from clue_server.lookups.views import bp as lookups_bp
 from clue_server.networkkeys.views import members_bp, network_bp
 from clue_server.reports.views import bp as reports_bp
@@ -76,6 +77,7 @@ bp.register_blueprint(reports_bp)
 bp.register_blueprint(lookups_bp)
 bp.register_blueprint(members_bp)
 bp.register_blueprint(network_bp)
+bp.register_blueprint(disputes_bp)
 
 
 def init_app(app: Flask) -> None:

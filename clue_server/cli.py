@@ -25,8 +25,11 @@ from sqlalchemy import delete, func, select
 import keys
 from clue_client.protocol import server_key_id
 from clue_server import create_app, db, idempotency
+from clue_server.audit.cli import audit_group
 from clue_server.auth.models import SeenNonce
 from clue_server.config import Settings
+from clue_server.console.cli import staff as staff_group
+from clue_server.disputes.cli import dispute as dispute_group
 from clue_server.errors import ClueError
 from clue_server.keystore import (
     PEPPER_PURPOSE,
@@ -40,6 +43,7 @@ from clue_server.keystore import (
 from clue_server.members import services as members
 from clue_server.migrate import upgrade
 from clue_server.networkkeys import services as networkkeys
+from clue_server.quotas.cli import quota_group
 from clue_server.reports import services as reports
 from clue_server.reports.models import Report
 
@@ -301,6 +305,12 @@ def _redacted(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+main.add_command(dispute_group)
+main.add_command(audit_group)
+main.add_command(quota_group)
+main.add_command(staff_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

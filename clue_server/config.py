@@ -40,6 +40,12 @@ class Settings:
     max_retention_days: Mapping[str, int] = field(
         default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
     idempotency_ttl_hours: int = 24
+    #: Prefix of the Redis quota counter keys (tests give each run its own).
+    quota_key_prefix: str = "clue:quota:"
+    #: The extra listener (host:port) on which /metrics is served; None: staff only.
+    metrics_bind: str | None = None
+    #: The server key signs the audit chain head when an entry id crosses a multiple of this.
+    audit_checkpoint_every: int = 100
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -52,6 +58,10 @@ class Settings:
             changes["server_keys_dir"] = Path(keys)
         if redis_url := env.get("CLUE_REDIS_URL"):
             changes["redis_url"] = redis_url
+        if metrics_bind := env.get("CLUE_METRICS_BIND"):
+            changes["metrics_bind"] = metrics_bind
+        if every := env.get("CLUE_AUDIT_CHECKPOINT_EVERY"):
+            changes["audit_checkpoint_every"] = _positive_int("CLUE_AUDIT_CHECKPOINT_EVERY", every)
         retention = dict(settings.max_retention_days)
         for id_type in ID_TYPES:
             if value := env.get(f"CLUE_MAX_RETENTION_DAYS_{id_type.upper()}"):

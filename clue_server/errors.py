@@ -26,6 +26,8 @@ class ClueError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra
+        #: Extra response headers (``Retry-After`` on a 429).
+        self.headers: dict[str, str] = {}
 
     @property
     def type(self) -> str:
@@ -84,10 +86,14 @@ class UnsupportedMediaType(ClueError):
     status, slug, title = 415, "unsupported-media-type", "Body must be application/json"
 
 
+class QuotaExceeded(ClueError):
+    status, slug, title = 429, "quota-exceeded", "Daily quota exceeded"
+
+
 ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
-    PayloadTooLarge, UnsupportedMediaType,
+    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded,
 )
 
 
@@ -108,7 +114,7 @@ _HTTP_MAP: dict[int, type[ClueError]] = {
 def init_app(app: Flask) -> None:
     @app.errorhandler(ClueError)
     def _clue_error(error: ClueError) -> Response:
-        return problem_response(error)
+        return problem_response(error, error.headers)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

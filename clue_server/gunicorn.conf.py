@@ -2,8 +2,13 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
-bind = os.environ.get("CLUE_BIND", "127.0.0.1:8080")
+bind = [os.environ.get("CLUE_BIND", "127.0.0.1:8080")]
+# /metrics is served only on this extra listener (or to console staff); see metrics.py.
+if os.environ.get("CLUE_METRICS_BIND"):
+    bind.append(os.environ["CLUE_METRICS_BIND"])
 workers = int(os.environ.get("CLUE_WORKERS", min(4, multiprocessing.cpu_count() * 2)))
 worker_class = "sync"
 timeout = 30
@@ -14,3 +19,21 @@ preload_app = False
 # Several CLUE servers (tests, demo, bench) may run side by side; gunicorn's
 # runtime control socket has one default path, so leave it off.
 control_socket_disable = True
+
+# Prometheus multiprocess mode: each worker writes its samples under this directory and
+# /metrics adds them up. Set before any worker imports prometheus_client; a directory
+# we made ourselves is fresh and removed on exit.
+_own_metrics_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _own_metrics_dir:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="clue-metrics-")
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _own_metrics_dir:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ SIGNING_PUBLIC_FILE = "server-signing.pub"
 NEXT_SIGNING_FILE = "server-signing-next.key"
 NEXT_SIGNING_PUBLIC_FILE = "server-signing-next.pub"
 PEPPER_PURPOSE = "pepper"
+#: The web console's session-signing secret: 32 random bytes, mode 0600 (docs/console.md).
+CONSOLE_SESSION_FILE = "console-session.key"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ def ensure_server_keys(directory: Path) -> list[str]:
         path = keys.keyring_path(directory, PEPPER_PURPOSE, 1)
         keys.save_symmetric_key(path, keys.new_symmetric_key(PEPPER_PURPOSE, 1))
         created.append(str(path))
+    if not (directory / CONSOLE_SESSION_FILE).exists():
+        console_session_secret(directory)
+        created.append(str(directory / CONSOLE_SESSION_FILE))
     return created
 
 
@@ -119,3 +126,31 @@ def retire_pepper_file(directory: Path, version: int) -> Path:
     path = keys.keyring_path(directory, PEPPER_PURPOSE, version)
     path.unlink()
     return path
+
+
+def console_session_secret(directory: Path) -> bytes:
+    """The console's session secret, created (0600, never overwritten) on first use.
+
+    Every app server must share it, like the other files here. Two workers racing to
+    create it both end up reading the one that won.
+    """
+    path = directory / CONSOLE_SESSION_FILE
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = directory / f".{CONSOLE_SESSION_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(32))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # no-clobber: the first writer wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    secret = path.read_bytes()
+    if len(secret) < 32:
+        raise ValueError(f"{path} is too short: delete it to have a new one made")
+    return secret

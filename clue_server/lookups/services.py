@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clue_server.config import ID_TYPES, Settings
+from clue_server.disputes.services import disputed_report_ids
 from clue_server.keystore import ServerKeys
 from clue_server.reports.models import Report
 from clue_server.reports.services import MAX_KEY_VERSION
@@ -86,7 +87,9 @@ def lookup(session: Session, member_id: str, items: list[LookupItem], server_key
             for index in folded_of.get(row.folded_hash, ()):
                 if items[index].id_type == row.id_type:
                     folded_rows[index].append(row)
-    return [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []))
+    matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values()) for r in rows}
+    disputed = disputed_report_ids(session, matched_ids) if matched_ids else set()
+    return [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
             for i in range(len(items))]
 
 
@@ -96,17 +99,20 @@ def _matching_rows(session: Session, exact: list[bytes], folded: list[bytes],
     for column, hashes in ((Report.token_hash, exact), (Report.folded_hash, folded)):
         for start in range(0, len(hashes), _CHUNK):
             chunk = hashes[start:start + _CHUNK]
-            query = select(Report).where(column.in_(chunk), Report.expires_at > now)
+            query = select(Report).where(column.in_(chunk), Report.expires_at > now,
+                                         Report.suspended_at.is_(None))
             for row in session.scalars(query):
                 rows[row.id] = row
     return list(rows.values())
 
 
-def _result(member_id: str, exact: list[Report], folded: list[Report]) -> dict[str, Any]:
+def _result(member_id: str, exact: list[Report], folded: list[Report],
+            disputed: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     rows = {r.id: r for r in exact + folded}.values()
     if not rows:
         return {"matched": False, "match": None, "categories": [], "reporters": 0,
-                "first_reported": None, "last_reported": None, "reported_by_me": False}
+                "first_reported": None, "last_reported": None, "reported_by_me": False,
+                "disputed": False}
     return {
         "matched": True,
         "match": "exact" if exact else "folded",
@@ -115,6 +121,8 @@ def _result(member_id: str, exact: list[Report], folded: list[Report]) -> dict[s
         "first_reported": min(r.created_at for r in rows).date().isoformat(),
         "last_reported": max(r.created_at for r in rows).date().isoformat(),
         "reported_by_me": any(r.member_id == member_id for r in rows),
+        # An open dispute covers a matching report (see docs/disputes.md).
+        "disputed": any(r.id in disputed for r in rows),
     }
 
 

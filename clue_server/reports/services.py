@@ -160,6 +160,9 @@ def list_reports(session: Session, member_id: str, *, after: str | None, limit: 
 
 
 def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council") -> int:
+    from clue_server.disputes.services import purge_with_expired_reports  # (imports us)
+
+    purge_with_expired_reports(session, now=now, actor=actor)  # audited there
     result = session.execute(delete(Report).where(Report.expires_at <= now))
     count = int(result.rowcount or 0)  # type: ignore[attr-defined]
     audit.record(session, actor=actor, action="report.purge_expired", subject="reports",

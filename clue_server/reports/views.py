@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -9,8 +10,10 @@ from clue_server import db
 from clue_server.errors import BadRequest
 from clue_server.idempotency import run_once
 from clue_server.networkkeys.services import refuse_retired
+from clue_server.quotas import services as quotas
 from clue_server.quotas import settings as council
 from clue_server.reports import services
+from clue_server.stats import services as usage
 from clue_server.validation import json_body
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -25,8 +28,13 @@ def register() -> Response:
     refuse_retired(session, [r.key_version for r in reports], "/reports")
 
     def write() -> tuple[int, dict[str, Any]]:
+        quota = quotas.reserve(session, g.caller.member_id, "registrations",
+                               Counter(r.id_type for r in reports))
         results = services.register(session, g.caller.member_id, reports,
                                     current_app.extensions["clue_keys"], now=db.utcnow())
+        quotas.settle(quota, usage.record_registrations(
+            session, g.caller.member_id, [r["type"] for r in results if r["created"]],
+            now=db.utcnow()))
         status = 201 if any(r["created"] for r in results) else 200
         return status, {"reports": results}
 

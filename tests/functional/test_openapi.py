@@ -33,6 +33,7 @@ from clue_server.errors import ALL_ERRORS, PROBLEM_TYPE_PREFIX
 from clue_server.idempotency import MAX_KEY_LENGTH
 from clue_server.reports.services import MAX_KEY_VERSION
 from clue_server.validation import TOKEN_LENGTH
+from tests.functional.test_disputes import exercise_disputes
 from tests.helpers import BASE_URL, Creds
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -380,6 +381,7 @@ def test_real_traffic_conforms_to_the_document(app: Any, http: Any, make_member:
                 raw=b"x" * (Settings().max_body_bytes + 1),
                 headers={"Content-Type": "application/json"}).status == 413
     exercise_member_keys_and_network_keys(http, exchanges, reporter, other)
+    exercise_disputes(client_b, client_a, "email", "Fraud.Ster+shop@gmail.com")
     assert send(http, exchanges, "PUT", "/v1/lookups", creds=reporter).status == 405
     assert send(http, exchanges, "GET", "/v1/no-such-thing").status == 404
 
