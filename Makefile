@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 PG_HOST ?= 127.0.0.1
 PG_PORT ?= 5432
 PYTEST_ARGS ?=
+# Two workers (this machine has two cores); each gets its own PostgreSQL database.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help install run demo test lint bench clean
 
@@ -31,7 +33,7 @@ test: $(STAMP)  ## run the tests (on SQLite, and on PostgreSQL when it answers)
 	@url="$$CLUE_TEST_DATABASE_URL"; \
 	if [ -z "$$url" ]; then url=$$($(BIN)/python -m tests.pgdb $(PG_HOST) $(PG_PORT)); fi; \
 	if [ -n "$$url" ]; then echo "PostgreSQL tests on $$url"; else echo "PostgreSQL not answering: SQLite only"; fi; \
-	CLUE_TEST_DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
+	CLUE_TEST_DATABASE_URL="$$url" $(BIN)/pytest -n $(PYTEST_WORKERS) --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP)  ## ruff on everything, mypy on keys and clue_client
 	$(BIN)/ruff check .
