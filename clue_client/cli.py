@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import json
 import os
 import secrets
@@ -321,7 +322,7 @@ def server_refresh(ctx: click.Context) -> None:
             raise click.ClickException("the server's key changed to one you never pinned; "
                                        "ask the council")
         next_path.replace(keys_dir / config.server_public_key)
-        ClientConfig(**{**config.__dict__, "server_key_id": info["key_id"]}).save(ctx.obj)
+        dataclasses.replace(config, server_key_id=info["key_id"]).save(ctx.obj)
         click.echo(f"now pinned: {info['key_id']} ({info['fingerprint']})")
         return
     nxt = info.get("next")
