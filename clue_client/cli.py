@@ -300,6 +300,31 @@ def keys_publish(ctx: click.Context) -> None:
     click.echo(f"HPKE key published ({keys.fingerprint(public)})")
 
 
+@keys_group.group("hpke")
+def hpke_group() -> None:
+    """This member's HPKE key (what network keys are sealed to)."""
+
+
+@hpke_group.command("rotate")
+@click.pass_context
+def hpke_rotate(ctx: click.Context) -> None:
+    """Replace the HPKE key pair and publish the new public key.
+
+    Network keys already fetched stay usable; envelopes not yet fetched were sealed to
+    the old key, so fetch first, and ask a custodian to share again afterwards.
+    """
+    keys_dir = _config(ctx)[1]
+    client = _client(ctx)
+    new = keys.generate_hpke_key()
+    with _errors():
+        client.publish_hpke_key(new.public_key())
+    keys.save_private_key(keys_dir / HPKE_KEY_FILE, new, purpose="member-hpke",
+                          passphrase=_passphrase(), overwrite=True)
+    keys.save_public_key(keys_dir / HPKE_PUBLIC_FILE, new.public_key(), overwrite=True)
+    click.echo(f"HPKE key rotated and published ({keys.fingerprint(new.public_key())}); "
+               "ask a custodian to run `clue keys network share` for you")
+
+
 @keys_group.group("server")
 def server_group() -> None:
     """The pinned server key."""

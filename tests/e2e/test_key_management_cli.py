@@ -76,6 +76,14 @@ def test_distribute_and_rotate_every_key(tmp_path):
                                "--json").stdout)
         assert found["email"]["matched"] is True
 
+        # HPKE key rotation: a new public key is published and re-shared keys open with it.
+        old_hpke = (tmp_path / "beta/keys/member-hpke.pub").read_text()
+        run(tmp_path, beta, "clue", "keys", "hpke", "rotate")
+        assert (tmp_path / "beta/keys/member-hpke.pub").read_text() != old_hpke
+        run(tmp_path, alpha, "clue", "keys", "network", "share", "--version", "2")
+        assert "v2: already here, identical" in run(tmp_path, beta, "clue", "keys", "network",
+                                                     "fetch").stdout
+
         # Member signing key rotation: the old key is revoked and stops working.
         old_pub = (tmp_path / "alpha/keys/member-signing.pub").read_text()
         assert "revoked" in run(tmp_path, alpha, "clue", "keys", "signing", "rotate").stdout
