@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Request, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clue_client import protocol
@@ -45,28 +46,31 @@ def authenticate(session: Session, request: Request, nonces: NonceStore) -> Call
         key_id = protocol.read_key_id(request.headers)
     except protocol.SignatureError as exc:
         raise Unauthenticated(str(exc)) from exc
-    key = session.get(MemberKey, key_id)
-    if key is None or key.status != "active":
+    # One query for the key and its member, read into plain values: the transaction
+    # ends before the nonce is claimed, and ORM objects would reload after it.
+    row = session.execute(
+        select(MemberKey.public_key, MemberKey.status, Member.id, Member.status)
+        .join(Member, Member.id == MemberKey.member_id)
+        .where(MemberKey.id == key_id)).first()
+    # End the read transaction before the nonce store (which may be this same
+    # SQLite file, written from its own session) takes the write lock.
+    session.rollback()
+    if row is None or row[1] != "active":
         raise Unauthenticated(f"unknown or revoked key {key_id!r}")
+    public_raw, _key_status, member_id, member_status = row
     message = request_message(request)
     try:
         signed = protocol.verify_request(message.as_request(), body, key_id=key_id,
                                          public_key=Ed25519PublicKey.from_public_bytes(
-                                             key.public_key))
+                                             public_raw))
     except protocol.SignatureError as exc:
         raise Unauthenticated(str(exc)) from exc
-    member = session.get(Member, key.member_id)
-    if member is None:
-        raise Unauthenticated(f"unknown member for key {key_id!r}")
-    if member.status != "active":
-        raise MemberSuspended(f"member {member.id} is {member.status}; ask the council")
+    if member_status != "active":
+        raise MemberSuspended(f"member {member_id} is {member_status}; ask the council")
     assert signed.nonce is not None
-    # End the read transaction before the nonce store (which may be this same
-    # SQLite file, written from its own session) takes the write lock.
-    session.rollback()
     if not nonces.claim(key_id, signed.nonce):
         raise ReplayedRequest("this request's nonce was already used; sign each request afresh")
-    return Caller(member_id=member.id, key_id=key_id, nonce=signed.nonce)
+    return Caller(member_id=member_id, key_id=key_id, nonce=signed.nonce)
 
 
 def sign_response(response: Response, request: Request, server_keys: ServerKeys,

@@ -69,6 +69,12 @@ def parse_lookup_body(body: Any, settings: Settings) -> list[LookupItem]:
 
 def lookup(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
            *, now: dt.datetime) -> list[dict[str, Any]]:
+    return match(session, member_id, items, server_keys, now=now)[0]
+
+
+def match(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
+          *, now: dt.datetime) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """The answers, and for the council's hit log the ids of the reports each item matched."""
     exact_of: dict[bytes, list[int]] = defaultdict(list)
     folded_of: dict[bytes, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
@@ -89,8 +95,11 @@ def lookup(session: Session, member_id: str, items: list[LookupItem], server_key
                     folded_rows[index].append(row)
     matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values()) for r in rows}
     disputed = disputed_report_ids(session, matched_ids) if matched_ids else set()
-    return [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
-            for i in range(len(items))]
+    results = [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
+               for i in range(len(items))]
+    report_ids = [sorted({r.id for r in exact_rows.get(i, []) + folded_rows.get(i, [])})
+                  for i in range(len(items))]
+    return results, report_ids
 
 
 def _matching_rows(session: Session, exact: list[bytes], folded: list[bytes],

@@ -21,9 +21,9 @@ def lookup() -> dict[str, Any]:
     session = db.get_session()
     refuse_retired(session, [i.key_version for i in items], "/items")
     quotas.reserve(session, g.caller.member_id, "lookups", Counter(i.id_type for i in items))
-    results = services.lookup(session, g.caller.member_id, items,
-                              current_app.extensions["clue_keys"], now=db.utcnow())
-    usage.record_lookups(session, g.caller.member_id, items, results,
-                         current_app.extensions["clue_keys"], now=db.utcnow())
+    now = db.utcnow()
+    results, report_ids = services.match(session, g.caller.member_id, items,
+                                         current_app.extensions["clue_keys"], now=now)
+    usage.record_lookups(session, g.caller.member_id, items, report_ids, now=now)
     session.commit()
     return {"results": results}

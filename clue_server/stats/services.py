@@ -17,11 +17,10 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from clue_server import metrics
-from clue_server.keystore import ServerKeys
 from clue_server.members.models import MEMBER_STATUSES, Member
 from clue_server.reports.models import Report
 from clue_server.stats.models import DailyUsage, LookupHit
@@ -68,23 +67,24 @@ def add_usage(session: Session, member_id: str, day: dt.date,
 
 
 def record_lookups(session: Session, member_id: str, items: Sequence[Any],
-                   results: Sequence[Mapping[str, Any]], server_keys: ServerKeys, *,
-                   now: dt.datetime) -> None:
+                   matched_report_ids: Sequence[Sequence[str]], *, now: dt.datetime) -> None:
     """Count a lookup batch and keep one ``LookupHit`` per matched item.
 
-    ``items`` are ``lookups.services.LookupItem`` (``id_type``, ``token``,
-    ``folded_token``) and ``results`` the answers in the same order. The report ids
-    of a hit are found again from the item's stored-token hashes; the item itself
-    (its token) is never written.
+    ``items`` are ``lookups.services.LookupItem`` and ``matched_report_ids`` the ids of
+    the reports each one matched (empty: no match), as ``lookups.services.match`` gives
+    them. Only the counts and the ids of already-reported rows are written; the items'
+    tokens never are.
     """
     counts: dict[str, Counter[str]] = {}
-    for item, result in zip(items, results, strict=True):
+    hits = []
+    for item, report_ids in zip(items, matched_report_ids, strict=True):
         counts.setdefault(item.id_type, Counter())["lookups"] += 1
-        if result.get("matched"):
+        if report_ids:
             counts[item.id_type]["hits"] += 1
-            session.add(LookupHit(at=now, member_id=member_id, id_type=item.id_type,
-                                  report_ids=_matched_report_ids(session, item, server_keys,
-                                                                 now)))
+            hits.append({"at": now, "member_id": member_id, "id_type": item.id_type,
+                         "report_ids": list(report_ids)})
+    if hits:
+        session.execute(insert(LookupHit), hits)
     add_usage(session, member_id, now.date(), counts)
     metrics.count_lookups({t: (c["lookups"], c["hits"]) for t, c in counts.items()})
 
@@ -104,18 +104,6 @@ def record_rejection(session: Session, member_id: str, items_by_type: Mapping[st
     """Count the items of a request refused for quota (per type)."""
     add_usage(session, member_id, now.date(),
               {t: {"quota_rejections": n} for t, n in items_by_type.items()})
-
-
-def _matched_report_ids(session: Session, item: Any, server_keys: ServerKeys,
-                        now: dt.datetime) -> list[str]:
-    exact = server_keys.token_hashes(item.token)
-    conditions = [Report.token_hash.in_(exact)]
-    if getattr(item, "folded_token", None) is not None:
-        conditions.append(Report.folded_hash.in_(server_keys.token_hashes(item.folded_token)))
-    query = (select(Report.id).where(Report.id_type == item.id_type, or_(*conditions),
-                                     Report.expires_at > now, Report.suspended_at.is_(None))
-             .order_by(Report.id))
-    return list(session.scalars(query))
 
 
 # -- reading (console) ---------------------------------------------------------------------
