@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
 from clue_client import canonical, keyshare, protocol
-from clue_client.client import CATEGORIES, MAX_BATCH, ClueClient
+from clue_client.client import MAX_BATCH, ClueClient
 from clue_client.config import (
     HPKE_KEY_FILE,
     HPKE_PUBLIC_FILE,
@@ -55,6 +55,7 @@ from clue_client.errors import (
     ValidationError,
 )
 from clue_client.models import ReportInput
+from clue_client.protocol import CATEGORIES
 
 ID_TYPE = click.Choice(canonical.ID_TYPES)
 CATEGORY = click.Choice(CATEGORIES)

@@ -6,7 +6,6 @@ or an unkeyed hash of either: only HMAC tokens under the network key.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from clue_client.config import (
 )
 from clue_client.errors import ConfigError, InvalidIdentifier, ResponseVerificationError
 from clue_client.models import LookupResult, Report, ReportInput
+from clue_client.protocol import CATEGORIES, b64url
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -40,11 +40,6 @@ if TYPE_CHECKING:
     from clue_client.stickers import QrCheck
 
 MAX_BATCH = 1000
-CATEGORIES = (
-    "card_theft", "bank_account_theft", "remittance_scam", "fictitious_transaction",
-    "circular_transaction", "forged_identity", "account_takeover", "phishing", "sticker_swap",
-    "other",
-)
 
 
 class ClueClient:
@@ -257,12 +252,12 @@ class ClueClient:
     def publish_hpke_key(self, public_key: X25519PublicKey) -> None:
         """Register the X25519 key other members seal network keys to."""
         raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._http.request("PUT", "/members/me/hpke-key", {"public_key": _b64url(raw)})
+        self._http.request("PUT", "/members/me/hpke-key", {"public_key": b64url(raw)})
 
     def add_signing_key(self, public_key: Ed25519PublicKey) -> None:
         """Register another signing key for this member (signed with the current one)."""
         raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._http.request("POST", "/members/me/keys", {"public_key": _b64url(raw)})
+        self._http.request("POST", "/members/me/keys", {"public_key": b64url(raw)})
 
     def revoke_signing_key(self, key_id: str) -> None:
         """Revoke one of this member's signing keys; requests signed with it then get 401."""
@@ -362,7 +357,3 @@ class ClueClient:
         return self.decisions.check({"phone": phone, "email": email, "ip": ip,
                                      "device_id": device_id, "bank_account": bank_account},
                                     qr_payload=qr_payload, amount_jpy=amount_jpy, now=now)
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

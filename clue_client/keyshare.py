@@ -13,7 +13,6 @@ version.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 import keys
+from clue_client.protocol import b64url, unb64url
 
 if TYPE_CHECKING:
     from clue_client.client import ClueClient
@@ -75,14 +75,6 @@ def open_envelope(version: int, recipient_id: str, envelope: bytes, signature: b
     return key
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
 @dataclass(frozen=True)
 class ShareResult:
     version: int
@@ -99,10 +91,10 @@ def share(client: ClueClient, key: keys.SymmetricKey, custodian: Ed25519PrivateK
         member_id = recipient["member_id"]
         if member_id == own_member_id:
             continue
-        public = X25519PublicKey.from_public_bytes(_unb64(recipient["hpke_public_key"]))
+        public = X25519PublicKey.from_public_bytes(unb64url(recipient["hpke_public_key"]))
         envelope, signature = seal(key, member_id, public, custodian)
-        envelopes.append({"recipient": member_id, "envelope": _b64(envelope),
-                          "signature": _b64(signature)})
+        envelopes.append({"recipient": member_id, "envelope": b64url(envelope),
+                          "signature": b64url(signature)})
         shared.append(member_id)
     for start in range(0, len(envelopes), 500):
         client.upload_envelopes(key.version, envelopes[start:start + 500])
@@ -133,11 +125,11 @@ def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
         if trusted_custodians is not None and sender_key_id not in trusted_custodians:
             raise ShareError(f"network key v{version} was shared by {sender_key_id}, "
                              "who is not one of your trusted custodians")
-        custodian = Ed25519PublicKey.from_public_bytes(_unb64(row["sender_public_key"]))
+        custodian = Ed25519PublicKey.from_public_bytes(unb64url(row["sender_public_key"]))
         if keys.key_id(custodian) != sender_key_id:
             raise ShareError(f"network key v{version}: the custodian key does not match its id")
-        key = open_envelope(version, own_member_id, _unb64(row["envelope"]),
-                            _unb64(row["signature"]), custodian=custodian, own_key=own_key)
+        key = open_envelope(version, own_member_id, unb64url(row["envelope"]),
+                            unb64url(row["signature"]), custodian=custodian, own_key=own_key)
         fingerprints[version] = keys.fingerprint(key)
         path = keys.keyring_path(keys_dir, NETWORK_PURPOSE, version)
         if path.exists():

@@ -8,13 +8,13 @@ and category so a note cannot be moved to another report kind unnoticed.
 
 from __future__ import annotations
 
-import base64
 import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import keys
+from clue_client.protocol import b64url, unb64url
 
 PURPOSE = "member-notes"
 MAX_NOTE_BYTES = 1000  # UTF-8 text; the server takes at most 1,028 sealed bytes
@@ -30,13 +30,13 @@ def seal(key: keys.SymmetricKey, text: str, *, id_type: str, category: str) -> s
         raise ValueError(f"a note holds at most {MAX_NOTE_BYTES} bytes of UTF-8 text")
     nonce = os.urandom(12)
     sealed = nonce + AESGCM(key.secret).encrypt(nonce, data, _aad(id_type, category))
-    return base64.urlsafe_b64encode(sealed).rstrip(b"=").decode()
+    return b64url(sealed)
 
 
 def open_note(key: keys.SymmetricKey, blob: str, *, id_type: str, category: str) -> str | None:
     """The note's text, or ``None`` if it does not open with this key (another key, tampered)."""
     try:
-        sealed = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        sealed = unb64url(blob)
         return AESGCM(key.secret).decrypt(sealed[:12], sealed[12:],
                                           _aad(id_type, category)).decode("utf-8")
     except (InvalidTag, ValueError):

@@ -15,6 +15,7 @@ response cannot be replayed to a new request.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets
 from collections.abc import Mapping, MutableMapping
@@ -41,6 +42,13 @@ RESPONSE_COMPONENTS = (
     "content-digest",
     '"@method";req',
     '"@target-uri";req',
+)
+#: The fraud categories every member shares (DESIGN.md); the identifier types are
+#: ``clue_client.canonical.ID_TYPES``.
+CATEGORIES = (
+    "card_theft", "bank_account_theft", "remittance_scam", "fictitious_transaction",
+    "circular_transaction", "forged_identity", "account_takeover", "phishing", "sticker_swap",
+    "other",
 )
 #: How old a request's ``created`` may be, and how far ahead of the server clock.
 MAX_SIGNATURE_AGE = 300
@@ -111,6 +119,16 @@ def server_key_id(public_key: Ed25519PublicKey) -> str:
 def endorsement_statement(next_public_raw: bytes) -> bytes:
     """What the current server key signs to vouch for the next one (key rotation)."""
     return b"clue/v1 server-key endorsement\x00" + next_public_raw
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding: how every binary field travels in the API."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64url(text: str) -> bytes:
+    """Decode :func:`b64url` output (padding optional)."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def new_nonce() -> str:

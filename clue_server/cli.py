@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -27,6 +26,7 @@ from clue_client.protocol import server_key_id
 from clue_server import create_app, db, idempotency
 from clue_server.audit.cli import audit_group
 from clue_server.auth.models import SeenNonce
+from clue_server.cliutil import public_key_file
 from clue_server.config import Settings
 from clue_server.console.cli import staff as staff_group
 from clue_server.disputes.cli import dispute as dispute_group
@@ -88,22 +88,12 @@ def member() -> None:
               help="The member's X25519 (HPKE) public key, to receive network keys.")
 def member_add(name: str, public_key_path: Path, hpke_key_path: Path | None) -> None:
     """Admit a member and print its id."""
-    public_key = _public_key(public_key_path, Ed25519PublicKey, "an Ed25519 signing key")
-    hpke = (_public_key(hpke_key_path, X25519PublicKey, "an X25519 (HPKE) key")
+    public_key = public_key_file(public_key_path, Ed25519PublicKey, "an Ed25519 signing key")
+    hpke = (public_key_file(hpke_key_path, X25519PublicKey, "an X25519 (HPKE) key")
             if hpke_key_path else None)
     with _member_errors(), db.session_scope(_app()) as session:
         added = members.add_member(session, name, public_key, hpke_public_key=hpke)
         click.echo(added.id)
-
-
-def _public_key(path: Path, kind: type, what: str) -> Any:
-    try:
-        public_key = keys.load_public_key(path)
-    except (keys.KeyFileError, ValueError) as exc:
-        raise click.ClickException(f"{path}: not a public key file ({exc})") from exc
-    if not isinstance(public_key, kind):
-        raise click.ClickException(f"{path}: expected {what}")
-    return public_key
 
 
 @member.command("revoke-key")

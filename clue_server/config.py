@@ -12,20 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-ID_TYPES = ("phone", "email", "ip", "device_id", "bank_account", "jpqr_store", "qr_payee")
-CATEGORIES = (
-    "card_theft",
-    "bank_account_theft",
-    "remittance_scam",
-    "fictitious_transaction",
-    "circular_transaction",
-    "forged_identity",
-    "account_takeover",
-    "phishing",
-    "sticker_swap",
-    "other",
-)
-#: Default days a report lives, per identifier type (a report may ask for less).
+from clue_client import canonical, protocol
+
+# One vocabulary for both sides of the wire.
+ID_TYPES = canonical.ID_TYPES
+CATEGORIES = protocol.CATEGORIES
 DEFAULT_RETENTION_DAYS = {t: (30 if t == "ip" else 365) for t in ID_TYPES}
 
 

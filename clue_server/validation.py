@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Request
 
+from clue_client.protocol import b64url
 from clue_server.errors import BadRequest, InvalidJson, UnsupportedMediaType, ValidationFailed
 
 TOKEN_LENGTH = 43  # base64url of 32 bytes, no padding
@@ -36,6 +37,15 @@ def json_body(request: Request) -> Any:
 
 def _reject_constant(name: str) -> None:
     raise json.JSONDecodeError(f"{name} is not allowed", name, 0)
+
+
+def plausible_id(value: str, max_length: int) -> bool:
+    """Whether ``value`` could be one of our ids (printable ASCII, bounded).
+
+    Checked before any id from a URL reaches the database: PostgreSQL refuses a NUL in
+    text outright, which would otherwise surface as a 500 instead of a 404.
+    """
+    return len(value) <= max_length and value.isascii() and value.isprintable()
 
 
 def expect_object(value: Any, pointer: str, *, required: set[str],
@@ -136,10 +146,6 @@ def strict_b64url(value: str) -> bytes | None:
 
 #: A sealed note: 12-byte nonce + at most 1,000 bytes of text + 16-byte tag.
 MAX_NOTE_BYTES = 12 + 1000 + 16
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def expect_note(item: Mapping[str, Any], pointer: str, index: int) -> bytes:

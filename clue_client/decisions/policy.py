@@ -27,8 +27,8 @@ from types import MappingProxyType
 from typing import Any
 
 from clue_client.canonical import ID_TYPES
-from clue_client.client import CATEGORIES
 from clue_client.errors import ClueError
+from clue_client.protocol import CATEGORIES
 
 __all__ = [
     "DEFAULT_POLICY_FILE",

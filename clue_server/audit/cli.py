@@ -18,6 +18,7 @@ import keys
 from clue_server import create_app, db
 from clue_server.audit import chain
 from clue_server.audit import services as audit
+from clue_server.cliutil import public_key_file
 from clue_server.config import Settings
 
 
@@ -34,7 +35,8 @@ def audit_group() -> None:
                    "keys in CLUE_SERVER_KEYS_DIR; repeat for retired keys.")
 def verify(as_json: bool, public_keys: tuple[Path, ...]) -> None:
     """Recompute every hash and check every checkpoint; exit 1 at the first broken entry."""
-    trusted = [_public_key(p) for p in public_keys] if public_keys else _server_public_keys()
+    trusted = [public_key_file(p, Ed25519PublicKey, "the server's Ed25519 public key")
+               for p in public_keys] if public_keys else _server_public_keys()
     with db.session_scope(create_app(load_keys=False)) as session:
         status = chain.verify_chain(session, trusted)
     if as_json:
@@ -90,14 +92,3 @@ def _server_public_keys() -> list[Ed25519PublicKey]:
     if not found:
         raise click.ClickException(f"no server signing key in {directory}; give --public-key")
     return found
-
-
-def _public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        loaded = keys.load_public_key(path)
-    except (keys.KeyFileError, ValueError) as exc:
-        raise click.ClickException(f"{path}: not a public key file ({exc})") from exc
-    if not isinstance(loaded, Ed25519PublicKey):
-        raise click.ClickException(f"{path}: expected the server's Ed25519 public key")
-    return loaded
-

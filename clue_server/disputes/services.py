@@ -31,7 +31,13 @@ from clue_server.quotas import settings as council
 from clue_server.reports import services as reports
 from clue_server.reports.models import Report
 from clue_server.reports.services import MAX_KEY_VERSION
-from clue_server.validation import expect_choice, expect_int, expect_object, expect_token
+from clue_server.validation import (
+    expect_choice,
+    expect_int,
+    expect_object,
+    expect_token,
+    plausible_id,
+)
 
 MAX_REASON_CHARS = 1000
 T = TypeVar("T")
@@ -115,11 +121,6 @@ def _reason(root: Any) -> str:
         raise ValidationFailed("reason must not contain control characters",
                                pointer="/reason")
     return stripped
-
-
-def plausible_id(dispute_id: str) -> bool:
-    # PostgreSQL refuses NUL in text outright; no dispute id has odd characters.
-    return len(dispute_id) <= 40 and dispute_id.isascii() and dispute_id.isprintable()
 
 
 # -- filing -----------------------------------------------------------------------------
@@ -238,7 +239,7 @@ def _answer_counts(session: Session, dispute_ids: list[str]) -> dict[str, dict[s
 def answer(session: Session, member_id: str, dispute_id: str, given: Answer, *,
            now: dt.datetime) -> dict[str, Any]:
     """Answer for all of the caller's reports in the dispute; ``withdraw`` withdraws them."""
-    dispute = session.get(Dispute, dispute_id) if plausible_id(dispute_id) else None
+    dispute = session.get(Dispute, dispute_id) if plausible_id(dispute_id, 40) else None
     mine = [] if dispute is None else list(session.scalars(select(DisputeReport).where(
         DisputeReport.dispute_id == dispute_id, DisputeReport.reporter_id == member_id)))
     # A dispute not routed to the caller is answered exactly like a missing one.
@@ -352,7 +353,7 @@ def suspend_overdue(session: Session, now: dt.datetime, actor: str,
     ``NotFound`` / ``ValidationFailed``."""
     query = select(Dispute).where(Dispute.status == "open", Dispute.deadline <= now)
     if dispute_id is not None:
-        named = session.get(Dispute, dispute_id) if plausible_id(dispute_id) else None
+        named = session.get(Dispute, dispute_id) if plausible_id(dispute_id, 40) else None
         if named is None:
             raise NotFound(f"no dispute {dispute_id[:40]!r}")
         if named.status != "open" or named.deadline > now:

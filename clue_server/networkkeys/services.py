@@ -27,6 +27,7 @@ from clue_server.validation import (
     expect_list,
     expect_object,
     item_error,
+    plausible_id,
     strict_b64url,
 )
 
@@ -94,8 +95,7 @@ def add_signing_key(session: Session, member_id: str, body: Any) -> dict[str, An
 
 def revoke_signing_key(session: Session, member_id: str, key_id: str, *,
                        actor: str | None = None) -> None:
-    plausible = len(key_id) <= 64 and key_id.isascii() and key_id.isprintable()
-    key = session.get(MemberKey, key_id) if plausible else None
+    key = session.get(MemberKey, key_id) if plausible_id(key_id, 64) else None
     if key is None or key.member_id != member_id:
         raise NotFound(f"no signing key {key_id[:64]!r} of this member")
     if key.status == "revoked":

@@ -26,6 +26,7 @@ from clue_server.validation import (
     expect_object,
     expect_token,
     item_error,
+    plausible_id,
 )
 
 MAX_KEY_VERSION = 1_000_000
@@ -138,9 +139,7 @@ def _existing(session: Session, member_id: str, hashes: list[bytes]
 
 
 def withdraw(session: Session, member_id: str, report_id: str) -> None:
-    # PostgreSQL refuses NUL in text outright (a 500); no report id has odd characters.
-    plausible = len(report_id) <= 40 and report_id.isascii() and report_id.isprintable()
-    report = session.get(Report, report_id) if plausible else None
+    report = session.get(Report, report_id) if plausible_id(report_id, 40) else None
     # Another member's report is answered exactly like a missing one.
     if report is None or report.member_id != member_id:
         raise NotFound(f"no report {report_id[:40]!r} of yours")

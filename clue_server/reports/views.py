@@ -14,7 +14,7 @@ from clue_server.quotas import services as quotas
 from clue_server.quotas import settings as council
 from clue_server.reports import services
 from clue_server.stats import services as usage
-from clue_server.validation import json_body
+from clue_server.validation import json_body, plausible_id
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -63,7 +63,7 @@ def list_reports() -> dict[str, Any]:
     if not 1 <= limit <= 1000:
         raise BadRequest("limit must be between 1 and 1000")
     after = request.args.get("after")
-    if after is not None and (len(after) > 40 or not (after.isascii() and after.isprintable())):
+    if after is not None and not plausible_id(after, 40):
         raise BadRequest("after must be a report id")
     reports, next_after = services.list_reports(db.get_session(), g.caller.member_id,
                                                 after=after, limit=limit, now=db.utcnow())

@@ -283,3 +283,28 @@ def test_server_key_rotation(database_url, tmp_path):
                                   next_server_public_key=staged, network_keys=None,
                                   session=session, retries=0)
     assert pinned_with_next.ping()["member_id"] == alpha.id
+
+
+def test_a_second_different_key_for_a_held_version_is_refused(app, trio, tmp_path):
+    alpha, beta, gamma = trio
+    keyshare.share(alpha.client(), keys.new_symmetric_key("network", 1), alpha.signing,
+                   own_member_id=alpha.id)
+    beta.fetch(tmp_path)
+    # Another custodian (or a hostile operator's sock puppet) shares a different v1.
+    keyshare.share(gamma.client(), keys.new_symmetric_key("network", 1), gamma.signing,
+                   own_member_id=gamma.id)
+    with pytest.raises(keyshare.ShareError, match="differs from the one in"):
+        beta.fetch(tmp_path)
+
+
+def test_server_key_commands_refuse_out_of_order_steps(tmp_path):
+    env = {"CLUE_SERVER_KEYS_DIR": str(tmp_path / "keys"),
+           "CLUE_DATABASE_URL": f"sqlite:///{tmp_path / 'clue.db'}"}
+    ensure_server_keys(tmp_path / "keys")
+    promote = CliRunner().invoke(cli.main, ["server-key", "promote"], env=env)
+    assert promote.exit_code == 1 and "server-key rotate` first" in promote.output
+    assert CliRunner().invoke(cli.main, ["server-key", "rotate"], env=env).exit_code == 0
+    again = CliRunner().invoke(cli.main, ["server-key", "rotate"], env=env)
+    assert again.exit_code == 1 and "promote it first" in again.output
+    shown = CliRunner().invoke(cli.main, ["server-key", "show"], env=env)
+    assert shown.output.count("SHA256:") == 2
