@@ -17,7 +17,6 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 import keys
 from clue_client import protocol
-from clue_server import db
 from clue_server.auth import services as auth
 from clue_server.disputes.views import bp as disputes_bp
 from clue_server.lookups.views import bp as lookups_bp
@@ -33,7 +32,9 @@ def _authenticate() -> None:
     g.nonce = None
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    caller = auth.authenticate(db.get_session(), request, current_app.extensions["clue_nonces"])
+    extensions = current_app.extensions
+    caller = auth.authenticate(request, extensions["clue_key_cache"], extensions["clue_nonces"],
+                               max_body=extensions["clue_settings"].max_body_bytes)
     g.caller = caller
     g.nonce = caller.nonce
 
@@ -83,12 +84,16 @@ bp.register_blueprint(disputes_bp)
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
+    outages = app.extensions["clue_outages"]
+
     @app.after_request
     def _sign(response: Response) -> Response:
         if request.path.startswith("/v1/") or request.path == "/v1":
             # A refused request has no verified nonce; echo the one it claims.
             nonce = g.get("nonce") or protocol.read_nonce(request.headers)
             auth.sign_response(response, request, app.extensions["clue_keys"], nonce)
+        if response.status_code < 500:
+            outages.succeeded()
         return response
 
 

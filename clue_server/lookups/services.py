@@ -8,12 +8,12 @@ not times), and whether the caller itself reported it. It never says who.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, LargeBinary, Row, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from clue_server.config import ID_TYPES, Settings
 from clue_server.disputes.services import disputed_report_ids
@@ -67,14 +67,33 @@ def parse_lookup_body(body: Any, settings: Settings) -> list[LookupItem]:
     return parsed
 
 
-def lookup(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
-           *, now: dt.datetime) -> list[dict[str, Any]]:
-    return match(session, member_id, items, server_keys, now=now)[0]
+_COLUMNS = (Report.id, Report.member_id, Report.id_type, Report.category, Report.created_at,
+            Report.token_hash, Report.folded_hash)
 
 
-def match(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
-          *, now: dt.datetime) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """The answers, and for the council's hit log the ids of the reports each item matched."""
+class _Queries:
+    """The match query per dialect: one statement text whatever the batch size, so the
+    database prepares it once (PostgreSQL: ``= ANY(array)``; SQLite: an expanding IN)."""
+
+    def __init__(self, dialect: str) -> None:
+        live = (Report.expires_at > bindparam("now"), Report.suspended_at.is_(None))
+        if dialect == "postgresql":
+            exact = Report.token_hash == func.any(bindparam("exact", type_=ARRAY(LargeBinary)))
+            folded = Report.folded_hash == func.any(bindparam("folded",
+                                                              type_=ARRAY(LargeBinary)))
+        else:
+            exact = Report.token_hash.in_(bindparam("exact", expanding=True))
+            folded = Report.folded_hash.in_(bindparam("folded", expanding=True))
+        self.exact = select(*_COLUMNS).where(exact, *live)
+        self.both = select(*_COLUMNS).where(or_(exact, folded), *live)
+
+
+_QUERIES: dict[str, _Queries] = {}
+
+
+def match(conn: Connection, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
+          *, now: dt.datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The answers, and how many items of each type matched (the day's hit counts)."""
     exact_of: dict[bytes, list[int]] = defaultdict(list)
     folded_of: dict[bytes, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
@@ -83,45 +102,48 @@ def match(session: Session, member_id: str, items: list[LookupItem], server_keys
         if item.folded_token is not None:
             for h in server_keys.token_hashes(item.folded_token):
                 folded_of[h].append(index)
-    exact_rows: dict[int, list[Report]] = defaultdict(list)
-    folded_rows: dict[int, list[Report]] = defaultdict(list)
-    for row in _matching_rows(session, list(exact_of), list(folded_of), now):
-        for index in exact_of.get(row.token_hash, ()):
-            if items[index].id_type == row.id_type:
-                exact_rows[index].append(row)
-        if row.folded_hash is not None:
-            for index in folded_of.get(row.folded_hash, ()):
+    queries = _QUERIES.get(conn.dialect.name) or _QUERIES.setdefault(
+        conn.dialect.name, _Queries(conn.dialect.name))
+    exact_rows: dict[int, list[Row[Any]]] = defaultdict(list)
+    folded_rows: dict[int, list[Row[Any]]] = defaultdict(list)
+    for start in range(0, max(len(exact_of), len(folded_of)), _CHUNK):
+        exact = list(exact_of)[start:start + _CHUNK]
+        folded = list(folded_of)[start:start + _CHUNK]
+        query = queries.both if folded else queries.exact
+        params: dict[str, Any] = {"exact": exact, "now": now}
+        if folded:
+            params["folded"] = folded
+        for row in conn.execute(query, params):
+            for index in exact_of.get(row.token_hash, ()):
                 if items[index].id_type == row.id_type:
-                    folded_rows[index].append(row)
-    matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values()) for r in rows}
-    disputed = disputed_report_ids(session, matched_ids) if matched_ids else set()
+                    exact_rows[index].append(row)
+            if row.folded_hash is not None:
+                for index in folded_of.get(row.folded_hash, ()):
+                    if items[index].id_type == row.id_type:
+                        folded_rows[index].append(row)
+    hits: Counter[str] = Counter()
+    disputed: set[str] = set()
+    if exact_rows or folded_rows:
+        matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values())
+                       for r in rows}
+        disputed = disputed_report_ids(conn, matched_ids)  # type: ignore[arg-type]
+        hits.update(items[i].id_type for i in set(exact_rows) | set(folded_rows))
     results = [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
+               if i in exact_rows or i in folded_rows else _NO_MATCH
                for i in range(len(items))]
-    report_ids = [sorted({r.id for r in exact_rows.get(i, []) + folded_rows.get(i, [])})
-                  for i in range(len(items))]
-    return results, report_ids
+    return results, hits
 
 
-def _matching_rows(session: Session, exact: list[bytes], folded: list[bytes],
-                   now: dt.datetime) -> list[Report]:
-    rows: dict[str, Report] = {}
-    for column, hashes in ((Report.token_hash, exact), (Report.folded_hash, folded)):
-        for start in range(0, len(hashes), _CHUNK):
-            chunk = hashes[start:start + _CHUNK]
-            query = select(Report).where(column.in_(chunk), Report.expires_at > now,
-                                         Report.suspended_at.is_(None))
-            for row in session.scalars(query):
-                rows[row.id] = row
-    return list(rows.values())
+_NO_MATCH: dict[str, Any] = {
+    "matched": False, "match": None, "categories": [], "reporters": 0, "first_reported": None,
+    "last_reported": None, "reported_by_me": False, "disputed": False}
 
 
-def _result(member_id: str, exact: list[Report], folded: list[Report],
+def _result(member_id: str, exact: list[Any], folded: list[Any],
             disputed: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
     rows = {r.id: r for r in exact + folded}.values()
     if not rows:
-        return {"matched": False, "match": None, "categories": [], "reporters": 0,
-                "first_reported": None, "last_reported": None, "reported_by_me": False,
-                "disputed": False}
+        return dict(_NO_MATCH)
     return {
         "matched": True,
         "match": "exact" if exact else "folded",
@@ -133,5 +155,3 @@ def _result(member_id: str, exact: list[Report], folded: list[Report],
         # An open dispute covers a matching report (see docs/disputes.md).
         "disputed": any(r.id in disputed for r in rows),
     }
-
-

@@ -233,7 +233,11 @@ def _x25519(raw: bytes | None) -> Any:
 
 def refuse_retired(session: Session, versions: list[int], pointer: str) -> None:
     """422 naming the first item whose token was made with a retired network-key version."""
-    retired = retired_versions(session)
+    refuse_retired_versions(retired_versions(session), versions, pointer)
+
+
+def refuse_retired_versions(retired: set[int] | frozenset[int], versions: list[int],
+                            pointer: str) -> None:
     for index, version in enumerate(versions):
         if version in retired:
             raise item_error(pointer, index, "key_version",

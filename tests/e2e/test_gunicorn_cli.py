@@ -16,6 +16,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy import select
 
 from clue_client import ClueClient
 from clue_server import db
+from clue_server.auth.services import KEY_CACHE_SECONDS
 from clue_server.members import services as members
 from clue_server.reports.models import Report
 from tests.e2e.conftest import Server
@@ -233,6 +235,9 @@ def test_suspended_member_is_refused_with_403(network: Network, server: Server) 
     shell, beta = network.shell, network.beta
     suspended = shell.run("clue-server", "member", "suspend", beta.id)
     assert suspended.stdout.strip() == f"{beta.id} suspended"
+    # The workers trust what they read of a member for at most KEY_CACHE_SECONDS: past
+    # that, the suspension made by another process holds in every worker.
+    time.sleep(KEY_CACHE_SECONDS + 0.05)
     try:
         refused = shell.run("clue", "lookup", "--phone", "090-6626-0701", member=beta,
                             check=False)

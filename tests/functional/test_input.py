@@ -443,8 +443,17 @@ def test_bad_idempotency_key_is_400_and_stores_nothing(app, http, creds, server,
     before = stored(app)
     for name, key in BAD_IDEMPOTENCY_KEYS.items():
         with subtests.test(name):
-            response = request(http, creds, "POST", "/v1/reports", {"reports": [good_report()]},
-                               headers={"Idempotency-Key": key}, server=server)
+            if key.isascii() and key.replace("\t", " ").isprintable():
+                response = request(http, creds, "POST", "/v1/reports",
+                                   {"reports": [good_report()]},
+                                   headers={"Idempotency-Key": key}, server=server)
+            else:
+                # No signature can cover it (a signature base is printable ASCII): sent
+                # anyway, it is refused for what it is, not as "not covered".
+                def add_key(message: protocol.Message, key: str = key) -> None:
+                    message.headers["Idempotency-Key"] = key
+                response = signed(http, creds, "POST", "/v1/reports",
+                                  {"reports": [good_report()]}, after_sign=add_key)
             problem = assert_problem(response, 400, "bad-request")
             assert "Idempotency-Key" in problem["detail"]
             assert "255" in problem["detail"]
