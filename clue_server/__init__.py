@@ -16,10 +16,11 @@ from clue_server.config import Settings
 
 def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = True) -> Flask:
     from clue_server import api, db, errors, health, metrics
-    from clue_server.auth.nonces import DatabaseNonceStore, RedisNonceStore, nonce_engine
+    from clue_server.auth.nonces import DatabaseNonceStore, RedisNonceStore
     from clue_server.auth.services import KeyCache
     from clue_server.cache import Refreshed, invalidate_on_change
     from clue_server.console import views as console_views
+    from clue_server.hotpath import HotPath, fast_engine
     from clue_server.keystore import load_server_keys
     from clue_server.members.models import Member, MemberKey
     from clue_server.networkkeys.models import NetworkKeyVersion
@@ -37,12 +38,15 @@ def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = Tru
     db.init_app(app, settings.database_url)
     if load_keys:
         extensions["clue_keys"] = load_server_keys(settings.server_keys_dir)
-    # Nonce claims and look-up counts: commits that need not wait for the disk.
-    extensions["clue_fast_engine"] = nonce_engine(settings.database_url, db.make_engine)
+    # Nonce claims, matches and look-up counts: plain statements on a pool of their own,
+    # whose commits need not wait for the disk.
+    extensions["clue_fast_engine"] = fast_engine(settings.database_url, db.make_engine)
+    extensions["clue_hot"] = hot = HotPath(extensions["clue_fast_engine"])
+    app.teardown_request(hot.release)
     extensions["clue_redis"] = redis = (db.make_redis(settings.redis_url)
                                         if settings.redis_url else None)
     extensions["clue_nonces"] = (RedisNonceStore(redis) if redis is not None
-                                 else DatabaseNonceStore(extensions["clue_fast_engine"]))
+                                 else DatabaseNonceStore(hot))
     extensions["clue_key_cache"] = KeyCache(extensions["clue_engine"])
     sessions = extensions["clue_sessionmaker"]
 

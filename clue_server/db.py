@@ -61,7 +61,7 @@ def iso_utc(value: dt.datetime) -> str:
 def make_engine(url: str, *, durable: bool = True, pool_size: int = 5) -> Engine:
     """An engine for ``url``. ``durable=False`` (replay nonces only) commits without
     waiting for the disk: SQLite ``synchronous = NORMAL``; the PostgreSQL side is set
-    in ``auth.nonces.nonce_engine``.
+    in ``hotpath.fast_engine``.
 
     Statement parameters never reach a log line (``hide_parameters``): they hold
     peppered token hashes, which must not leak into error logs.

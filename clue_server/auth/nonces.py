@@ -29,15 +29,14 @@ import datetime as dt
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
-
-from sqlalchemy import Engine, bindparam, delete, event
-from sqlalchemy.dialects import postgresql, sqlite
+from typing import TYPE_CHECKING, Any, Protocol
 
 from clue_client.protocol import MAX_CLOCK_SKEW, MAX_SIGNATURE_AGE
-from clue_server.auth.models import SeenNonce
 from clue_server.db import utcnow
 from clue_server.errors import ReplayedRequest, StoreRestarted
+
+if TYPE_CHECKING:
+    from clue_server.hotpath import HotPath
 
 #: A nonce must be remembered as long as its signature could still be accepted.
 NONCE_TTL = dt.timedelta(seconds=MAX_SIGNATURE_AGE + MAX_CLOCK_SKEW + 5)
@@ -92,55 +91,28 @@ class RedisNonceStore:
 
 
 class DatabaseNonceStore:
-    """``seen_nonces`` rows, claimed on a connection of their own (autocommit, no fsync)."""
+    """``seen_nonces`` rows, claimed in one autocommit statement on the request's hot-path
+    connection (``hotpath``), without waiting for the disk."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        dialect = engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        self._insert = (insert(SeenNonce).values(key=bindparam("key"),
-                                                 expires_at=bindparam("expires_at"))
-                        .on_conflict_do_nothing().returning(SeenNonce.key))
-        self._sweep = delete(SeenNonce).where(SeenNonce.expires_at < bindparam("now"))
+    def __init__(self, hot: HotPath) -> None:
+        self.hot = hot
         self._next_sweep = time.monotonic() + SWEEP_SECONDS
         self._sweep_lock = threading.Lock()
-        self._boot_epoch = _boot_time() if dialect == "sqlite" else 0
+        self._boot_epoch = 0 if hot.postgres else _boot_time()
 
     def claim(self, key_id: str, nonce: str, created: int) -> None:
         now = utcnow()
-        with self.engine.connect() as conn:
-            epoch = conn.info.get("clue_epoch", self._boot_epoch)
-            if created < epoch:
-                raise _restarted(created, epoch)
-            claimed = conn.execute(self._insert, {"key": f"{key_id}:{nonce}",
-                                                  "expires_at": now + NONCE_TTL}).first()
-            conn.commit()
-            if claimed is None:
-                raise _replayed()
-            if time.monotonic() >= self._next_sweep and self._sweep_lock.acquire(False):
-                try:
-                    self._next_sweep = time.monotonic() + SWEEP_SECONDS
-                    conn.execute(self._sweep, {"now": now})
-                    conn.commit()
-                finally:
-                    self._sweep_lock.release()
-
-
-def nonce_engine(url: str, make_engine: Any) -> Engine:
-    """The engine nonce claims use: like the app's, but claims are not durable commits."""
-    engine: Engine = make_engine(url, durable=False)
-    if engine.dialect.name == "postgresql":
-        # One round trip per claim: no BEGIN, and the INSERT commits itself.
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        @event.listens_for(engine, "connect")
-        def _epoch(dbapi_connection: Any, record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SET synchronous_commit = off")
-            cursor.execute("SELECT extract(epoch FROM pg_postmaster_start_time())::bigint")
-            record.info["clue_epoch"] = int(cursor.fetchone()[0])
-            cursor.close()
-            dbapi_connection.commit()
-    return engine
+        epoch = self.hot.epoch() if self.hot.postgres else self._boot_epoch
+        if epoch is not None and created < epoch:
+            raise _restarted(created, epoch)
+        if not self.hot.claim_nonce(f"{key_id}:{nonce}", now + NONCE_TTL):
+            raise _replayed()
+        if time.monotonic() >= self._next_sweep and self._sweep_lock.acquire(False):
+            try:
+                self._next_sweep = time.monotonic() + SWEEP_SECONDS
+                self.hot.sweep_nonces(now)
+            finally:
+                self._sweep_lock.release()
 
 
 def _boot_time() -> int:

@@ -10,15 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Connection, LargeBinary, Row, bindparam, func, or_, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from clue_server.config import ID_TYPES, Settings
-from clue_server.disputes.services import disputed_report_ids
 from clue_server.keystore import ServerKeys
-from clue_server.reports.models import Report
 from clue_server.reports.services import MAX_KEY_VERSION
 from clue_server.validation import (
     expect_choice,
@@ -28,6 +23,9 @@ from clue_server.validation import (
     expect_token,
     item_error,
 )
+
+if TYPE_CHECKING:
+    from clue_server.hotpath import HotPath
 
 _CHUNK = 400  # bound the size of one IN (...) list
 
@@ -67,31 +65,20 @@ def parse_lookup_body(body: Any, settings: Settings) -> list[LookupItem]:
     return parsed
 
 
-_COLUMNS = (Report.id, Report.member_id, Report.id_type, Report.category, Report.created_at,
-            Report.token_hash, Report.folded_hash)
+class Match(NamedTuple):
+    """A live report one of the items matched (``hotpath.HotPath.match`` rows)."""
+
+    id: str
+    member_id: str
+    id_type: str
+    category: str
+    created_at: dt.datetime
+    token_hash: bytes
+    folded_hash: bytes | None
+    disputed: bool
 
 
-class _Queries:
-    """The match query per dialect: one statement text whatever the batch size, so the
-    database prepares it once (PostgreSQL: ``= ANY(array)``; SQLite: an expanding IN)."""
-
-    def __init__(self, dialect: str) -> None:
-        live = (Report.expires_at > bindparam("now"), Report.suspended_at.is_(None))
-        if dialect == "postgresql":
-            exact = Report.token_hash == func.any(bindparam("exact", type_=ARRAY(LargeBinary)))
-            folded = Report.folded_hash == func.any(bindparam("folded",
-                                                              type_=ARRAY(LargeBinary)))
-        else:
-            exact = Report.token_hash.in_(bindparam("exact", expanding=True))
-            folded = Report.folded_hash.in_(bindparam("folded", expanding=True))
-        self.exact = select(*_COLUMNS).where(exact, *live)
-        self.both = select(*_COLUMNS).where(or_(exact, folded), *live)
-
-
-_QUERIES: dict[str, _Queries] = {}
-
-
-def match(conn: Connection, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
+def match(hot: HotPath, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
           *, now: dt.datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The answers, and how many items of each type matched (the day's hit counts)."""
     exact_of: dict[bytes, list[int]] = defaultdict(list)
@@ -102,18 +89,13 @@ def match(conn: Connection, member_id: str, items: list[LookupItem], server_keys
         if item.folded_token is not None:
             for h in server_keys.token_hashes(item.folded_token):
                 folded_of[h].append(index)
-    queries = _QUERIES.get(conn.dialect.name) or _QUERIES.setdefault(
-        conn.dialect.name, _Queries(conn.dialect.name))
-    exact_rows: dict[int, list[Row[Any]]] = defaultdict(list)
-    folded_rows: dict[int, list[Row[Any]]] = defaultdict(list)
-    for start in range(0, max(len(exact_of), len(folded_of)), _CHUNK):
-        exact = list(exact_of)[start:start + _CHUNK]
-        folded = list(folded_of)[start:start + _CHUNK]
-        query = queries.both if folded else queries.exact
-        params: dict[str, Any] = {"exact": exact, "now": now}
-        if folded:
-            params["folded"] = folded
-        for row in conn.execute(query, params):
+    exact_rows: dict[int, list[Match]] = defaultdict(list)
+    folded_rows: dict[int, list[Match]] = defaultdict(list)
+    exact_all, folded_all = list(exact_of), list(folded_of)
+    for start in range(0, max(len(exact_all), len(folded_all)), _CHUNK):
+        for raw in hot.match(exact_all[start:start + _CHUNK],
+                             folded_all[start:start + _CHUNK], now):
+            row = Match(*raw)
             for index in exact_of.get(row.token_hash, ()):
                 if items[index].id_type == row.id_type:
                     exact_rows[index].append(row)
@@ -121,14 +103,8 @@ def match(conn: Connection, member_id: str, items: list[LookupItem], server_keys
                 for index in folded_of.get(row.folded_hash, ()):
                     if items[index].id_type == row.id_type:
                         folded_rows[index].append(row)
-    hits: Counter[str] = Counter()
-    disputed: set[str] = set()
-    if exact_rows or folded_rows:
-        matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values())
-                       for r in rows}
-        disputed = disputed_report_ids(conn, matched_ids)  # type: ignore[arg-type]
-        hits.update(items[i].id_type for i in set(exact_rows) | set(folded_rows))
-    results = [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
+    hits: Counter[str] = Counter(items[i].id_type for i in set(exact_rows) | set(folded_rows))
+    results = [_result(member_id, exact_rows[i], folded_rows.get(i, []))
                if i in exact_rows or i in folded_rows else _NO_MATCH
                for i in range(len(items))]
     return results, hits
@@ -140,7 +116,9 @@ _NO_MATCH: dict[str, Any] = {
 
 
 def _result(member_id: str, exact: list[Any], folded: list[Any],
-            disputed: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+            disputed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+    """One item's answer from the rows it matched exactly and by its folded form.
+    ``disputed``: the ids an open dispute covers (default: each row's own flag)."""
     rows = {r.id: r for r in exact + folded}.values()
     if not rows:
         return dict(_NO_MATCH)
@@ -153,5 +131,6 @@ def _result(member_id: str, exact: list[Any], folded: list[Any],
         "last_reported": max(r.created_at for r in rows).date().isoformat(),
         "reported_by_me": any(r.member_id == member_id for r in rows),
         # An open dispute covers a matching report (see docs/disputes.md).
-        "disputed": any(r.id in disputed for r in rows),
+        "disputed": any(r.id in disputed if disputed is not None else r.disputed
+                        for r in rows),
     }

@@ -22,10 +22,7 @@ def lookup() -> dict[str, Any]:
     refuse_retired_versions(extensions["clue_retired_versions"](),
                             [i.key_version for i in items], "/items")
     now = db.utcnow()
-    # The look-up only reads; its counts commit asynchronously (quotas.counters).
-    with extensions["clue_fast_engine"].connect() as conn:
-        results, hits = services.match(conn, g.caller.member_id, items,
-                                       extensions["clue_keys"], now=now)
-        lookup_counter().count(conn, g.caller.member_id, Counter(i.id_type for i in items),
-                               hits, now)
+    results, hits = services.match(extensions["clue_hot"], g.caller.member_id, items,
+                                   extensions["clue_keys"], now=now)
+    lookup_counter().count(g.caller.member_id, Counter(i.id_type for i in items), hits, now)
     return {"results": results}

@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, text
 
@@ -42,6 +42,9 @@ from clue_server import metrics
 from clue_server.db import iso_utc
 from clue_server.errors import QuotaExceeded
 from clue_server.quotas.settings import DEFAULT_DAILY_LOOKUPS, DEFAULT_DAILY_REGISTRATIONS
+
+if TYPE_CHECKING:
+    from clue_server.hotpath import HotPath
 
 QUOTAS = ("lookups", "registrations")
 DEFAULTS = {"lookups": DEFAULT_DAILY_LOOKUPS, "registrations": DEFAULT_DAILY_REGISTRATIONS}
@@ -116,20 +119,6 @@ class Statements:
         self.limit = {q: self.text(f"SELECT {limit_sql(q, dialect)}") for q in QUOTAS}
         self.usage = {cols: self.text(_usage_upsert(cols)) for cols in (
             ("lookups", "hits"), ("registrations",), ("quota_rejections",))}
-        if dialect == "postgresql":
-            # Quota and usage in one statement: one round trip, one atomic commit.
-            quota = _typed(_quota_upsert("lookups", dialect), dialect)
-            self.lookups_pg = text(
-                f"WITH q AS ({quota}), "  # noqa: S608
-                "u AS (INSERT INTO daily_usage (day, member_id, id_type, lookups, hits, "
-                "registrations, quota_rejections) "
-                "SELECT CAST(:day AS date), CAST(:member_id AS varchar), v.t, v.l, v.h, 0, 0 "
-                "FROM unnest(CAST(:types AS varchar[]), CAST(:lookups AS integer[]), "
-                "CAST(:hits AS integer[])) AS v(t, l, h) WHERE EXISTS (SELECT 1 FROM q) "
-                "ON CONFLICT (day, member_id, id_type) DO UPDATE SET "
-                "lookups = daily_usage.lookups + excluded.lookups, "
-                "hits = daily_usage.hits + excluded.hits) "
-                "SELECT used FROM q")
 
     def text(self, sql: str) -> Any:
         return text(_typed(sql, self.dialect))
@@ -211,8 +200,8 @@ def record_rejection(engine: Engine, member_id: str, items_by_type: Mapping[str,
 
 
 class LookupCounter(Protocol):
-    def count(self, conn: Connection, member_id: str, lookups: Mapping[str, int],
-              hits: Mapping[str, int], now: dt.datetime) -> None:
+    def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
+              now: dt.datetime) -> None:
         """Count a look-up batch or raise ``QuotaExceeded`` (then nothing is counted
         but the rejection)."""
 
@@ -221,32 +210,25 @@ class LookupCounter(Protocol):
 
 
 class DatabaseLookupCounter:
-    def count(self, conn: Connection, member_id: str, lookups: Mapping[str, int],
-              hits: Mapping[str, int], now: dt.datetime) -> None:
-        sql = statements(conn)
-        n = sum(lookups.values())
-        day = now.date()
-        types = sorted(lookups)
-        if sql.dialect == "postgresql":
-            used = conn.execute(sql.lookups_pg, {
-                "day": day, "member_id": member_id, "n": n, "types": types,
-                "lookups": [lookups[t] for t in types],
-                "hits": [hits.get(t, 0) for t in types]}).scalar()
-        else:
-            used = conn.execute(sql.quota["lookups"],
-                                {"day": day, "member_id": member_id, "n": n}).scalar()
-            if used is not None:
-                add_usage(conn, member_id, day, {t: {"lookups": lookups[t],
-                                                     "hits": hits.get(t, 0)} for t in types})
+    """``quota_usage`` and ``daily_usage`` in one statement on the request's hot-path
+    connection; the rare refusal reads the counter and limit through SQLAlchemy."""
+
+    def __init__(self, hot: HotPath | None = None, engine: Engine | None = None) -> None:
+        self.hot = hot
+        self.engine = engine
+
+    def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
+              now: dt.datetime) -> None:
+        assert self.hot is not None and self.engine is not None
+        used = self.hot.count_lookups(member_id, now.date(), dict(lookups), dict(hits))
         if used is None:
-            conn.rollback()
-            error = refusal(conn, "lookups", member_id, n, now)
-            add_usage(conn, member_id, day, {t: {"quota_rejections": c}
-                                             for t, c in lookups.items()})
-            conn.commit()
+            n = sum(lookups.values())
+            with self.engine.begin() as conn:
+                error = refusal(conn, "lookups", member_id, n, now)
+                add_usage(conn, member_id, now.date(), {t: {"quota_rejections": c}
+                                                        for t, c in lookups.items()})
             raise error
-        conn.commit()
-        metrics.count_lookups({t: (lookups[t], hits.get(t, 0)) for t in types})
+        metrics.count_lookups({t: (c, hits.get(t, 0)) for t, c in lookups.items()})
 
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         return int(conn.execute(statements(conn).used, {"day": day, "member_id": member_id,
@@ -300,9 +282,8 @@ class RedisLookupCounter:
         return [f"{self.prefix}usage", f"{self.prefix}usage:folding",
                 f"{self.prefix}usage:folding-id"]
 
-    def count(self, conn: Connection, member_id: str, lookups: Mapping[str, int],
-              hits: Mapping[str, int], now: dt.datetime) -> None:
-        conn.rollback()  # the match only read: end its transaction (SQLite holds a lock)
+    def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
+              now: dt.datetime) -> None:
         n = sum(lookups.values())
         day = now.date().isoformat()
         fields: list[Any] = []
@@ -320,7 +301,8 @@ class RedisLookupCounter:
                 pipe.hincrby(self.buffer_keys[0], f"{day}|{member_id}|{id_type}|quota_rejections",
                              count)
             pipe.execute()
-            raise refusal(conn, "lookups", member_id, n, now, used=int(used))
+            with self.engine.connect() as conn:
+                raise refusal(conn, "lookups", member_id, n, now, used=int(used))
         metrics.count_lookups({t: (lookups[t], hits.get(t, 0)) for t in lookups})
         self.maybe_flush()
 

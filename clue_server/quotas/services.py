@@ -181,4 +181,5 @@ def init_app(app: Flask) -> None:
         app.extensions["clue_lookup_counter"] = counters.RedisLookupCounter(
             redis_client, settings.quota_key_prefix, limits, app.extensions["clue_engine"])
     else:
-        app.extensions["clue_lookup_counter"] = counters.DatabaseLookupCounter()
+        app.extensions["clue_lookup_counter"] = counters.DatabaseLookupCounter(
+            app.extensions["clue_hot"], app.extensions["clue_engine"])

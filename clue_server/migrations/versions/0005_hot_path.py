@@ -34,6 +34,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('usage_flushes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_usage_flushes_folded_at'), ['folded_at'], unique=False)
+    with op.batch_alter_table('dispute_reports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dispute_reports_report_id'), ['report_id'], unique=False)
     since = ("CURRENT_DATE - 1" if op.get_bind().dialect.name == "postgresql"
              else "date('now', '-1 day')")
     for quota in ('lookups', 'registrations'):
@@ -48,6 +50,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('dispute_reports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dispute_reports_report_id'))
     op.create_table('lookup_hits',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
