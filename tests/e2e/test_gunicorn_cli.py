@@ -152,7 +152,7 @@ BAD_ROWS = {  # 0-based row -> (the row, the reason the CLI must give)
     6: (["phone", "090-12", "card_theft", ""], "invalid phone: "),
     512: (["email", "user512@example.com", "fraudish", ""], "unknown category 'fraudish'"),
     1200: (["ssn", "123-45-6789", "card_theft", ""], "unknown type 'ssn'"),
-    1999: (["ip", "10.9.9.9", "phishing", "", "extra"], "too many fields"),
+    1999: (["ip", "9.9.9.9", "phishing", "", "extra"], "too many fields"),
     2450: (["email", "not-an-address", "phishing", ""], "invalid email: "),
 }
 

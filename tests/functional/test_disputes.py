@@ -237,8 +237,8 @@ def test_suspend_overdue_service_names_one_dispute(app: Any, cast: dict[str, Any
 def test_purge_expired_removes_disputes_whose_reports_all_went(app: Any,
                                                               cast: dict[str, Any]) -> None:
     (_, client_a, _), (_, client_c, _) = cast["A"], cast["C"]
-    client_a.register("ip", "192.0.2.7", "phishing", expires_in_days=1)
-    short = client_c.open_dispute("ip", "192.0.2.7", REASON)
+    client_a.register("ip", "9.9.9.9", "phishing", expires_in_days=1)
+    short = client_c.open_dispute("ip", "9.9.9.9", REASON)
     long = client_c.open_dispute("phone", PHONE, REASON)
     with db.session_scope(app) as session:
         reports.purge_expired(session, now=db.utcnow() + dt.timedelta(days=2))
@@ -341,7 +341,7 @@ def test_member_cli_open_list_and_answer(cast: dict[str, Any],
     dispute_id = opened.output.split()[1]
     assert runner.invoke(member_cli.main, ["dispute", "open", "--type", "phone",
                                            "--reason", "x"]).exit_code == 2
-    missing = runner.invoke(member_cli.main, ["dispute", "open", "--type", "ip", "192.0.2.99",
+    missing = runner.invoke(member_cli.main, ["dispute", "open", "--type", "ip", "149.112.112.112",
                                               "--reason", "x"])
     assert missing.exit_code == 1 and "404" in missing.output
     out = json.loads(runner.invoke(member_cli.main, ["disputes", "--outgoing", "--json"]).output)

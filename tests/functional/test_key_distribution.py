@@ -152,7 +152,7 @@ def test_rotation_scenario(app, trio, tmp_path):
 def test_retiring_needs_reregistration_first(app, trio):
     alpha = trio[0]
     alpha.ring = keys.Keyring([keys.new_symmetric_key("network", 1)])
-    alpha.client().register("ip", "203.0.113.9", "phishing")
+    alpha.client().register("ip", "9.9.9.10", "phishing")
     with db.session_scope(app) as session, pytest.raises(networkkeys.NetworkKeyError):
         networkkeys.retire_version(session, 1, now=db.utcnow())
 
