@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -10,6 +11,7 @@ from clue_server import db
 from clue_server.disputes import services
 from clue_server.errors import BadRequest, ValidationFailed
 from clue_server.networkkeys.services import retired_versions
+from clue_server.quotas import services as quotas
 from clue_server.validation import json_body
 
 bp = Blueprint("disputes", __name__, url_prefix="/disputes")
@@ -22,8 +24,19 @@ def open_dispute() -> Response:
     if new.key_version in retired_versions(session):
         raise ValidationFailed(f"key_version {new.key_version} is a retired network-key version; "
                                "fetch the current key and use it", pointer="/key_version")
-    answer, created = services.open_dispute(session, g.caller.member_id, new,
-                                            current_app.extensions["clue_keys"], now=db.utcnow())
+    # Filing tells the caller whether the token is reported: it is a look-up of one
+    # identifier, and takes from the same daily quota (429 when it is used up).
+    reservation = quotas.reserve(session, g.caller.member_id, "lookups",
+                                 Counter({new.id_type: 1}))
+    try:
+        answer, created = services.open_dispute(session, g.caller.member_id, new,
+                                                current_app.extensions["clue_keys"],
+                                                now=db.utcnow())
+    except (services.NothingToDispute, services.OnlyOwnReports):
+        # The refusal still answered the question: keep its count, audit row and quota.
+        session.commit()
+        quotas.keep(reservation)
+        raise
     session.commit()
     response = jsonify(answer)
     response.status_code = 201 if created else 200

@@ -237,6 +237,8 @@ class Reservation:
     taken: int
     #: How many the request really used (None: all it took).
     used: int | None = None
+    #: Counted even though the answer is an error (see ``keep``).
+    kept: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -287,6 +289,17 @@ def settle(reservation: Reservation | None, used: int) -> None:
         reservation.used = used
 
 
+def keep(reservation: Reservation | None) -> None:
+    """Count what was reserved even though the request answers with an error.
+
+    For a refusal that still told the caller something a look-up would (a dispute on an
+    unreported token answers 404): the view commits the day's count itself, and this
+    stops the Redis counter from being given back when the request ends.
+    """
+    if reservation is not None:
+        reservation.kept = True
+
+
 def _finish(response: Response) -> Response:
     """After the request: give back what a failed or replayed request took, or did not use."""
     reservations: list[Reservation] = g.pop("quota_reservations", [])
@@ -294,8 +307,8 @@ def _finish(response: Response) -> Response:
         counter: QuotaCounter = current_app.extensions["clue_quota_counter"]
         failed = response.status_code >= 400 or "Idempotent-Replayed" in response.headers
         for reservation in reservations:
-            used = 0 if failed else (reservation.taken if reservation.used is None
-                                     else reservation.used)
+            used = 0 if failed and not reservation.kept else (
+                reservation.taken if reservation.used is None else reservation.used)
             counter.give_back(reservation.member_id, reservation.quota,
                               reservation.taken - used, reservation.day)
     return response
