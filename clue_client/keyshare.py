@@ -114,14 +114,23 @@ def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
           passphrase: bytes | None = None) -> FetchResult:
     """Open this member's envelopes and save new ``network-v{N}.key`` files.
 
-    ``trusted_custodians`` (signing key ids) restricts whose envelopes are accepted;
-    without it any admitted member's signature is accepted, and the fingerprints
-    should be compared out of band. With ``passphrase`` the saved files are sealed.
+    An envelope is accepted only when it is signed by a key of the version's custodian
+    (the member whose upload created the version, as the server records it): one that
+    another member slipped in is refused. ``trusted_custodians`` (signing key ids)
+    further restricts whose envelopes are accepted, which also holds against an
+    operator that lies about the custodian; without it the fingerprints should be
+    compared out of band. With ``passphrase`` the saved files are sealed.
     """
     saved, had, fingerprints = [], [], {}
     for row in client.my_envelopes():
         version = int(row["version"])
         sender_key_id = row["sender_key_id"]
+        custodian_id = row.get("custodian_member_id")
+        if not custodian_id or row["sender_member_id"] != custodian_id:
+            raise ShareError(f"network key v{version} was sealed for you by "
+                             f"{row['sender_member_id']} ({sender_key_id}), not by the "
+                             f"version's custodian {custodian_id}; refusing it. Tell the "
+                             "council and the custodian")
         if trusted_custodians is not None and sender_key_id not in trusted_custodians:
             raise ShareError(f"network key v{version} was shared by {sender_key_id}, "
                              "who is not one of your trusted custodians")

@@ -78,6 +78,10 @@ class IdempotencyInProgress(ClueError):
     status, slug, title = 409, "idempotency-in-progress", "A request with this key is in progress"
 
 
+class NotCustodian(ClueError):
+    status, slug, title = 409, "not-custodian", "Only the version's custodian may share it"
+
+
 class PayloadTooLarge(ClueError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -93,7 +97,7 @@ class QuotaExceeded(ClueError):
 ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
-    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded,
+    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, NotCustodian,
 )
 
 
