@@ -102,7 +102,8 @@ ALL_ERRORS: tuple[type[ClueError], ...] = (
 
 
 def problem_response(error: ClueError, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(error.to_problem(), ensure_ascii=False)
+    # A lone surrogate cannot be sent as UTF-8: write "?" for it rather than fail.
+    body = json.dumps(error.to_problem(), ensure_ascii=False).encode("utf-8", "replace")
     response = Response(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
