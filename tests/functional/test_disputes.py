@@ -23,8 +23,8 @@ from clue_server.audit.models import AuditEvent
 from clue_server.cli import main as server_cli
 from clue_server.disputes import services
 from clue_server.disputes.models import Dispute, DisputeReport
-from clue_server.reports import services as reports
 from clue_server.quotas import services as quotas
+from clue_server.reports import services as reports
 from clue_server.reports.models import Report
 from clue_server.stats.models import DailyUsage, LookupHit
 from tests.helpers import Creds, signed

@@ -112,6 +112,7 @@ def test_a_body_in_anything_but_utf8_is_refused(app, http, member, method, path,
         # A non-ASCII value so that Latin-1 differs from UTF-8.
         text = json.dumps({**body(), "note": "é"}, ensure_ascii=False)
         response = signed(http, member, method, path, raw=text.encode(encoding))
+        assert response.status_code == 400, name
         _invalid_json(response, says)
     # CESU-8 / "UTF-8" with an encoded surrogate: Python's strict codec refuses it.
     raw = b'{"items": [], "x": "\xed\xa0\x80"}'

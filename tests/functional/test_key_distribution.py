@@ -21,6 +21,7 @@ from clue_client.errors import (
     ValidationError,
 )
 from clue_server import cli, create_app, db
+from clue_server.audit.models import AuditEvent
 from clue_server.keystore import (
     ensure_server_keys,
     load_server_keys,
@@ -30,9 +31,8 @@ from clue_server.keystore import (
     stage_next_signing_key,
 )
 from clue_server.members import services as members
-from clue_server.networkkeys import services as networkkeys
-from clue_server.audit.models import AuditEvent
 from clue_server.migrate import alembic_config
+from clue_server.networkkeys import services as networkkeys
 from clue_server.networkkeys.models import NetworkKeyEnvelope, NetworkKeyVersion
 from clue_server.reports.models import Report
 from tests.helpers import BASE_URL, Creds, WSGIAdapter
@@ -309,8 +309,9 @@ def _b64(data: bytes) -> str:
 
 def _actions(app, action):
     with db.session_scope(app) as session:
-        return [(e.actor, e.subject, e.details) for e in session.scalars(select(AuditEvent).where(AuditEvent.action == action)
-                                         .order_by(AuditEvent.id))]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+                                 .order_by(AuditEvent.id))
+        return [(e.actor, e.subject, e.details) for e in events]
 
 
 def test_another_members_envelope_for_a_version_is_refused_and_audited(app, trio, tmp_path):
