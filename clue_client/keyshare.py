@@ -3,8 +3,9 @@
 A custodian seals the key to each member's X25519 public key with HPKE
 (RFC 9180, through :mod:`keys`) and signs a statement binding the envelope to
 its version and recipient with its Ed25519 signing key. The server stores the
-envelope as opaque bytes; the recipient checks the custodian's signature, opens
-the envelope locally and saves ``network-v{N}.key``.
+envelope as opaque bytes, and only the version's custodian (the member whose
+upload created it) may upload envelopes for it; the recipient checks that the
+custodian signed it, opens the envelope locally and saves ``network-v{N}.key``.
 
 The HPKE associated data and the signed statement both name the version and the
 recipient, so an envelope cannot be replayed to another member or as another
