@@ -81,25 +81,39 @@ class ShareResult:
     version: int
     shared_with: tuple[str, ...]
     skipped: tuple[str, ...]  # members without an HPKE key yet
+    #: Each recipient's HPKE key fingerprint, computed here from the key sealed to (not
+    #: taken from the server): compare them with the council's published member list.
+    fingerprints: tuple[tuple[str, str], ...] = ()
 
 
 def share(client: ClueClient, key: keys.SymmetricKey, custodian: Ed25519PrivateKey, *,
           own_member_id: str) -> ShareResult:
-    """Seal ``key`` to every admitted member with an HPKE key and upload the envelopes."""
+    """Seal ``key`` to every admitted member with an HPKE key and upload the envelopes.
+
+    The recipients and their HPKE keys are the server's word: the fingerprints in the
+    result are what a custodian checks against the council's published list, since a
+    key swapped in the directory would receive the network key.
+    """
     directory = client.network_directory()
-    envelopes, shared = [], []
+    envelopes, shared, fingerprints = [], [], []
     for recipient in directory["recipients"]:
         member_id = recipient["member_id"]
         if member_id == own_member_id:
             continue
         public = X25519PublicKey.from_public_bytes(unb64url(recipient["hpke_public_key"]))
+        fingerprint = keys.fingerprint(public)
+        if recipient.get("fingerprint") not in (None, fingerprint):
+            raise ShareError(f"the server's directory gives member {member_id} an HPKE key "
+                             f"whose fingerprint is {fingerprint}, not the "
+                             f"{recipient['fingerprint']} it states; refusing to share")
         envelope, signature = seal(key, member_id, public, custodian)
         envelopes.append({"recipient": member_id, "envelope": b64url(envelope),
                           "signature": b64url(signature)})
         shared.append(member_id)
+        fingerprints.append((member_id, fingerprint))
     for start in range(0, len(envelopes), 500):
         client.upload_envelopes(key.version, envelopes[start:start + 500])
-    return ShareResult(key.version, tuple(shared), ())
+    return ShareResult(key.version, tuple(shared), (), tuple(fingerprints))
 
 
 @dataclass(frozen=True)

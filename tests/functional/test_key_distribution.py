@@ -381,6 +381,28 @@ def test_a_new_version_is_claimed_once_and_a_version_without_custodian_by_its_ne
         assert networkkeys._claim_version(session, 8, alpha.id) == gamma.id
 
 
+def test_share_reports_each_recipients_hpke_fingerprint_computed_locally(app, trio,
+                                                                        monkeypatch):
+    alpha, beta, gamma = trio
+    client = alpha.client()
+    key = keys.new_symmetric_key("network", 1)
+    shared = keyshare.share(client, key, alpha.signing, own_member_id=alpha.id)
+    assert dict(shared.fingerprints) == {m.id: keys.fingerprint(m.hpke.public_key())
+                                         for m in (beta, gamma)}
+    # A directory whose stated fingerprint does not match the key it carries is refused.
+    real = client.network_directory
+
+    def lying():
+        directory = real()
+        directory["recipients"][-1]["fingerprint"] = "SHA256:" + "A" * 43
+        return directory
+
+    monkeypatch.setattr(client, "network_directory", lying)
+    with pytest.raises(keyshare.ShareError, match="refusing to share"):
+        keyshare.share(client, keys.new_symmetric_key("network", 2), alpha.signing,
+                       own_member_id=alpha.id)
+
+
 def test_migration_names_the_signer_of_the_oldest_envelope_as_custodian(app, database_url,
                                                                         trio):
     alpha, beta, gamma = trio
