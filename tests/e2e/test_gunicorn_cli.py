@@ -166,7 +166,7 @@ def _good_row(i: int) -> list[str]:
     if kind == 1:
         return ["email", f"User{i}@Example.com", category, "90" if i % 3 == 0 else ""]
     if kind == 2:
-        return ["ip", f"10.{i // 250}.{i % 250}.7", category, "7" if i % 4 == 0 else ""]
+        return ["ip", f"8.{i // 250}.{i % 250}.7", category, "7" if i % 4 == 0 else ""]
     if kind == 3:
         return ["device_id", f"dev-{i:05d}", category, ""]
     return ["bank_account", f"{i % 9000 + 1:04d}-{i % 1000:03d}-1-{i:07d}", category, ""]
