@@ -11,8 +11,8 @@ Bad input raises :class:`~clue_client.errors.InvalidIdentifier` and nothing else
 'j.doe+shop@googlemail.com'
 >>> email_folded("j.doe+shop@googlemail.com")
 'jdoe@gmail.com'
->>> canonicalize("ip", "2001:db8:1:2:3:4:5:6")
-'2001:db8:1:2::/64'
+>>> canonicalize("ip", "2606:4700:4700::1111")
+'2606:4700:4700::/64'
 >>> canonicalize("bank_account", "0001-001-1-123")
 '0001-001-1-0000123'
 """
@@ -23,6 +23,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Callable
+from typing import NoReturn
 
 import email_validator
 import phonenumbers
@@ -191,6 +192,50 @@ def _email_once(text: str) -> str:
     return f"{local}@{result.ascii_domain}"
 
 
+# Addresses that are never one subscriber's public address: reporting one would flag
+# everyone behind a NAT, on a LAN or using a protocol relay. From the IANA IPv4 and IPv6
+# special-purpose address registries (RFC 6890 and its updates), written out rather than
+# taken from ipaddress.is_global, whose answers changed between Python releases: every
+# member must refuse exactly the same addresses.
+_IPV4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
+    (ipaddress.IPv4Network(net), what) for net, what in (
+        ("0.0.0.0/8", "a 'this network' address"),
+        ("10.0.0.0/8", "a private address, RFC 1918"),
+        ("100.64.0.0/10", "a carrier-grade NAT address, RFC 6598"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address, RFC 1918"),
+        ("192.0.0.0/24", "an IETF protocol assignment"),
+        ("192.0.2.0/24", "a documentation address, RFC 5737"),
+        ("192.88.99.0/24", "the retired 6to4 relay anycast prefix"),
+        ("192.168.0.0/16", "a private address, RFC 1918"),
+        ("198.18.0.0/15", "a benchmarking address, RFC 2544"),
+        ("198.51.100.0/24", "a documentation address, RFC 5737"),
+        ("203.0.113.0/24", "a documentation address, RFC 5737"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved or broadcast address"),
+    ))
+_IPV6_REFUSED: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.IPv6Network(net), what) for net, what in (
+        ("::/128", "the unspecified address"),
+        ("::1/128", "the loopback address"),
+        # Where the IPv4 address sits in it is each network's choice: it cannot be mapped.
+        ("64:ff9b:1::/48", "a local-use NAT64 address, RFC 8215"),
+        ("::/8", "a reserved address (IPv4-compatible and other retired forms)"),
+        ("100::/64", "a discard-only address, RFC 6666"),
+        ("2001::/23", "an IETF protocol assignment"),
+        ("2001:db8::/32", "a documentation address, RFC 3849"),
+        ("3fff::/20", "a documentation address, RFC 9637"),
+        ("fc00::/7", "a unique local address, RFC 4193"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a site-local address (retired)"),
+        ("ff00::/8", "a multicast address"),
+    ))
+_IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+
+
 def _ip(text: str, _region: str) -> str:
     # ipaddress accepts "%zone" suffixes; a zone is local to one host, never shareable.
     if "%" in text:
@@ -202,12 +247,58 @@ def _ip(text: str, _region: str) -> str:
     except ValueError as exc:
         raise InvalidIdentifier("ip", "not an IPv4 or IPv6 address") from exc
     if isinstance(address, ipaddress.IPv4Address):
-        return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+        return _global_ipv4(address)
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _global_ipv4(embedded)
+    _refuse_special_ipv6(address)
     # One subscriber usually owns a whole /64 and picks host bits at will, so the
     # prefix is the useful identifier.
     return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when the whole address says it.
+
+    IPv4-mapped (``::ffff:a.b.c.d``); the NAT64 well-known prefix (``64:ff9b::a.b.c.d``,
+    RFC 6052: a translator shows an IPv4 client to an IPv6-only server this way); 6to4
+    (``2002:AABB:CCDD::/48``, RFC 3056: the site's own IPv4 address); Teredo (RFC 4380:
+    the client's public IPv4 address, de-obfuscated). Each becomes the IPv4 address, so
+    the same client gives the same token whichever way a member saw it.
+    """
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(address.packed[12:])
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _global_ipv4(address: ipaddress.IPv4Address) -> str:
+    for network, what in _IPV4_REFUSED:
+        if address in network:
+            _refuse(str(network), what)
+    return str(address)
+
+
+def _refuse_special_ipv6(address: ipaddress.IPv6Address) -> None:
+    for network, what in _IPV6_REFUSED:
+        if address in network:
+            _refuse(str(network), what)
+    if address not in _IPV6_GLOBAL_UNICAST:
+        _refuse(f"outside {_IPV6_GLOBAL_UNICAST}", "an unassigned address")
+
+
+def _refuse(where: str, what: str) -> NoReturn:
+    # "what" may end in ", RFC n": it goes after the range, inside the parentheses.
+    kind, _, rfc = what.partition(", RFC ")
+    source = f"{where}, RFC {rfc}" if rfc else where
+    raise InvalidIdentifier(
+        "ip", f"{kind} ({source}) is not one subscriber's address, and reporting it would "
+              "flag everyone behind it; only globally routable addresses can be shared")
 
 
 def _ipv6_network(text: str) -> str:
@@ -220,6 +311,16 @@ def _ipv6_network(text: str) -> str:
         raise InvalidIdentifier("ip", reason) from exc
     if not isinstance(network, ipaddress.IPv6Network) or network.prefixlen != 64:
         raise InvalidIdentifier("ip", reason)
+    address = network.network_address
+    if address.sixtofour is not None:
+        # The site's IPv4 address is inside the /64; Teredo, NAT64 and IPv4-mapped
+        # addresses carry theirs in the host bits, which a /64 has dropped.
+        return _global_ipv4(address.sixtofour)
+    for embedding in (_TEREDO, _NAT64_WELL_KNOWN):
+        if address in embedding:
+            raise InvalidIdentifier("ip", f"a /64 in {embedding} has lost the IPv4 address "
+                                          "it stands for; give the whole address")
+    _refuse_special_ipv6(address)
     return str(network)
 
 

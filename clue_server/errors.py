@@ -79,6 +79,10 @@ class IdempotencyInProgress(ClueError):
     status, slug, title = 409, "idempotency-in-progress", "A request with this key is in progress"
 
 
+class NotCustodian(ClueError):
+    status, slug, title = 409, "not-custodian", "Only the version's custodian may share it"
+
+
 class PayloadTooLarge(ClueError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -110,12 +114,14 @@ class StoreRestarted(ServiceUnavailable):
 ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
-    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, ServiceUnavailable, StoreRestarted,
+    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, NotCustodian, ServiceUnavailable,
+    StoreRestarted,
 )
 
 
 def problem_response(error: ClueError, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(error.to_problem(), ensure_ascii=False)
+    # A lone surrogate cannot be sent as UTF-8: write "?" for it rather than fail.
+    body = json.dumps(error.to_problem(), ensure_ascii=False).encode("utf-8", "replace")
     response = Response(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value

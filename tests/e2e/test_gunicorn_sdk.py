@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 IDENTIFIERS = {
     "phone": ("090-3141-5926", "+81 90 3141 5926"),
     "email": ("Fraud.Ster+shop@Example.com", "fraud.ster+shop@example.com"),
-    "ip": ("198.51.100.23", "::ffff:198.51.100.23"),
+    "ip": ("1.0.0.1", "::ffff:1.0.0.1"),
     "device_id": ("fp-7f3a9c", " fp-7f3a9c "),
     "bank_account": ("0005-123-1-4567", "0005-123-1-0004567"),
 }
@@ -83,7 +83,7 @@ def test_register_lookup_withdraw_between_two_members(server: Server, ring: keys
 
     many = beta.lookup_many([("phone", "09031415926"),
                              {"type": "email", "value": "fraud.ster+other@example.com"},
-                             ("ip", "198.51.100.23"), ("device_id", "fp-unknown"),
+                             ("ip", "1.0.0.1"), ("device_id", "fp-unknown"),
                              ("bank_account", "0005-123-1-0004567")])
     assert [(r.id_type, r.matched) for r in many] == [
         ("phone", True), ("email", True), ("ip", True), ("device_id", False),
@@ -97,7 +97,7 @@ def test_register_lookup_withdraw_between_two_members(server: Server, ring: keys
     with pytest.raises(NotFoundError):
         beta.withdraw(withdrawn.id)  # only the reporter may withdraw
     alpha.withdraw(withdrawn.id)
-    after = beta.lookup(ip="198.51.100.23", phone="+819031415926")
+    after = beta.lookup(ip="1.0.0.1", phone="+819031415926")
     assert after["ip"].matched is False
     assert after["phone"].matched is True
     assert withdrawn.id not in {r.id for r in alpha.reports()}

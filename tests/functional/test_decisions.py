@@ -151,7 +151,7 @@ def test_one_signed_request_per_check_and_no_raw_identifier_sent(members):
     alice, _, bob, adapter = members
     alice.register("phone", PHONE, "card_theft")
     before = len(adapter.captured)
-    bob.check_signup(phone=PHONE, email=EMAIL, ip="203.0.113.7", device_id=DEVICE,
+    bob.check_signup(phone=PHONE, email=EMAIL, ip="8.8.8.8", device_id=DEVICE,
                      bank_account="0001-001-1-1234567")
     sent = adapter.captured[before:]
     assert len(sent) == 1 and sent[0].path_url == "/v1/lookups"
@@ -159,7 +159,7 @@ def test_one_signed_request_per_check_and_no_raw_identifier_sent(members):
     assert len(json.loads(body)["items"]) == 5
     wire = body + str(sent[0].headers).encode()
     for raw in (PHONE, canonicalize("phone", PHONE), EMAIL, canonicalize("email", EMAIL),
-                DEVICE, "203.0.113.7", "1234567"):
+                DEVICE, "8.8.8.8", "1234567"):
         assert raw.encode() not in wire
 
 

@@ -350,7 +350,7 @@ def test_real_traffic_conforms_to_the_document(app: Any, http: Any, make_member:
     assert exchanges[-1].status == 200
 
     found = client_b.lookup(phone="+81 90 1234 5678", email="fraudster@gmail.com",
-                            ip="192.0.2.1")
+                            ip="1.1.1.1")
     assert (found["phone"].match, found["email"].match, found["ip"].matched) == (
         "exact", "folded", False)
     assert found["phone"].reporters == 1 and not found["phone"].reported_by_me

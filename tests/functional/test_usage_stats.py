@@ -35,7 +35,7 @@ def test_lookups_and_hits_are_counted_per_day_member_and_type_and_nothing_else(
     alice_client.register("phone", OTHER_PHONE, "phishing")
 
     bob_client.lookup_many([("phone", PHONE), ("phone", INNOCENT), ("email", "a@example.com"),
-                            ("ip", "192.0.2.7")])
+                            ("ip", "9.9.9.9")])
 
     today = dt.datetime.now(dt.UTC).date()
     usage = {(r.member_id, r.id_type): (r.lookups, r.hits, r.registrations, r.quota_rejections)
@@ -96,7 +96,7 @@ def test_active_reports_are_counted_by_type_and_category(app, make_member, make_
     client.register_many([ReportInput("phone", PHONE, "phishing"),
                           ReportInput("phone", OTHER_PHONE, "phishing"),
                           ReportInput("phone", PHONE, "card_theft"),
-                          ReportInput("ip", "192.0.2.1", "other", 1)])
+                          ReportInput("ip", "1.1.1.1", "other", 1)])
     with db.session_scope(app) as session:
         now = db.utcnow()
         assert stats.active_reports_by_type_and_category(session, now) == [

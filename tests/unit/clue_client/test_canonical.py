@@ -55,17 +55,28 @@ VALID = [
     ("email", "\u3000x@example.org\u3000", "x@example.org"),
     ("email", "ÄÖ@example.com", "äö@example.com"),
     # ip
-    ("ip", "192.0.2.1", "192.0.2.1"),
-    ("ip", " 192.0.2.1\n", "192.0.2.1"),
-    ("ip", "１９２．０．２．１", "192.0.2.1"),
-    ("ip", "::ffff:192.0.2.1", "192.0.2.1"),
-    ("ip", "::FFFF:c000:201", "192.0.2.1"),
-    ("ip", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-    ("ip", "2001:DB8:0001:0002::ffff", "2001:db8:1:2::/64"),
-    ("ip", "2001:db8:1:2::/64", "2001:db8:1:2::/64"),
-    ("ip", "2001:0db8:0001:0002:0000:0000:0000:0000/64", "2001:db8:1:2::/64"),
-    ("ip", "::1", "::/64"),
-    ("ip", "fe80::1", "fe80::/64"),
+    # Example addresses are well-known public resolvers (Google 8.8.8.8, Cloudflare
+    # 1.1.1.1 and 2606:4700:4700::1111, Quad9 9.9.9.9): global, and safe to name.
+    ("ip", "8.8.8.8", "8.8.8.8"),
+    ("ip", " 8.8.8.8\n", "8.8.8.8"),
+    ("ip", "８．８．８．８", "8.8.8.8"),
+    ("ip", "::ffff:1.1.1.1", "1.1.1.1"),
+    ("ip", "::FFFF:909:909", "9.9.9.9"),
+    ("ip", "64:ff9b::8.8.8.8", "8.8.8.8"),  # NAT64 well-known prefix (RFC 6052)
+    ("ip", "2002:0808:0808:1::1", "8.8.8.8"),  # 6to4 (RFC 3056)
+    ("ip", "2002:808:808:1::/64", "8.8.8.8"),
+    ("ip", "2001:0:4136:e378:8000:63bf:f7f7:f7f7", "8.8.8.8"),  # Teredo (RFC 4380)
+    ("ip", "2606:4700:4700:1:2:3:4:5", "2606:4700:4700:1::/64"),
+    ("ip", "2606:4700:4700:0001::ffff", "2606:4700:4700:1::/64"),
+    ("ip", "2606:4700:4700:1::/64", "2606:4700:4700:1::/64"),
+    ("ip", "2606:4700:4700:0001:0000:0000:0000:0000/64", "2606:4700:4700:1::/64"),
+    # the examples of docs/protocol.md
+    ("ip", "::ffff:8.8.8.8", "8.8.8.8"),
+    ("ip", "64:ff9b::808:808", "8.8.8.8"),
+    ("ip", "2002:808:808::1", "8.8.8.8"),
+    ("ip", "2606:4700:4700:0:0:0:0:1111", "2606:4700:4700::/64"),
+    ("ip", "172.32.0.1", "172.32.0.1"),  # just past 172.16.0.0/12
+    ("ip", "100.128.0.1", "100.128.0.1"),  # just past 100.64.0.0/10
     # device_id
     ("device_id", "  abc-DEF-123  ", "abc-DEF-123"),
     ("device_id", "ＡＢＣ１２３", "ABC123"),
@@ -149,10 +160,36 @@ INVALID = [
     ("ip", "256.1.1.1", "not an IPv4 or IPv6"),
     ("ip", "01.2.3.4", "not an IPv4 or IPv6"),
     ("ip", "1.2.3.4/32", "/64"),
-    ("ip", "2001:db8::/48", "/64"),
-    ("ip", "2001:db8:1:2::1/64", "/64"),
-    ("ip", "2001:db8:1:2::/64%eth0", "zone"),
+    ("ip", "2606:4700::/48", "/64"),
+    ("ip", "2606:4700:4700:1::1/64", "/64"),
+    ("ip", "2606:4700:4700:1::/64%eth0", "zone"),
     ("ip", "example.com", "not an IPv4 or IPv6"),
+    # Not one subscriber's address (issue 10, item 12): each names its range.
+    *((("ip", address, f"({where}")) for address, where in (
+        ("0.0.0.0", "0.0.0.0/8"), ("10.1.2.3", "10.0.0.0/8, RFC 1918"),
+        ("100.64.0.1", "100.64.0.0/10, RFC 6598"), ("127.0.0.1", "127.0.0.0/8"),
+        ("169.254.1.1", "169.254.0.0/16"), ("172.16.0.1", "172.16.0.0/12, RFC 1918"),
+        ("172.31.255.255", "172.16.0.0/12"), ("192.0.0.9", "192.0.0.0/24"),
+        ("192.0.2.1", "192.0.2.0/24, RFC 5737"), ("192.88.99.1", "192.88.99.0/24"),
+        ("192.168.1.1", "192.168.0.0/16, RFC 1918"), ("198.18.0.1", "198.18.0.0/15"),
+        ("198.51.100.7", "198.51.100.0/24, RFC 5737"),
+        ("203.0.113.7", "203.0.113.0/24, RFC 5737"), ("224.0.0.1", "224.0.0.0/4"),
+        ("239.255.255.250", "224.0.0.0/4"), ("240.0.0.1", "240.0.0.0/4"),
+        ("255.255.255.255", "240.0.0.0/4"),
+        ("::", "::/128"), ("::1", "::1/128"), ("::8.8.8.8", "::/8"),
+        ("::ffff:10.0.0.1", "10.0.0.0/8"), ("::ffff:127.0.0.1", "127.0.0.0/8"),
+        ("64:ff9b::192.168.1.1", "192.168.0.0/16"), ("64:ff9b:1::8.8.8.8", "64:ff9b:1::/48"),
+        ("100::1", "100::/64"), ("2001:2::1", "2001::/23"),
+        ("2001:db8::1", "2001:db8::/32, RFC 3849"), ("2001:db8:1:2::/64", "2001:db8::/32"),
+        ("3fff::1", "3fff::/20, RFC 9637"), ("2002:c0a8:0101::1", "192.168.0.0/16"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "192.0.2.0/24"),  # Teredo to TEST-NET-1
+        ("fc00::1", "fc00::/7, RFC 4193"), ("fd12:3456:789a:1::1", "fc00::/7"),
+        ("fe80::1", "fe80::/10"), ("fe80::/64", "fe80::/10"), ("febf::1", "fe80::/10"),
+        ("fec0::1", "fec0::/10"), ("ff02::1", "ff00::/8"), ("4000::1", "outside 2000::/3"),
+        ("5f00::1", "outside 2000::/3"),
+    )),
+    ("ip", "2001:0:4136:e378::/64", "lost the IPv4 address"),
+    ("ip", "64:ff9b::/64", "lost the IPv4 address"),
     # device_id
     ("device_id", "x" * 257, "longer than 256"),
     ("device_id", "abc\x00def", "control"),
@@ -425,30 +462,53 @@ def test_email_unicode_local_parts_are_idempotent(local: str, domain: str) -> No
     assert canonicalize("email", canonical) == canonical
 
 
+def _python_says_not_global(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Python's own view (which changed between releases), as a cross-check."""
+    return not address.is_global or address.is_multicast
+
+
 @PROPERTY
 @given(st.ip_addresses(v=4))
 def test_ipv4_is_dotted_quad_and_idempotent(address: ipaddress.IPv4Address) -> None:
-    canonical = canonicalize("ip", str(address))
+    mapped = ipaddress.IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
+    try:
+        canonical = canonicalize("ip", str(address))
+    except InvalidIdentifier as exc:
+        assert "only globally routable addresses" in exc.reason
+        # The same address written as IPv4-mapped IPv6 is refused just the same.
+        with pytest.raises(InvalidIdentifier, match="only globally routable"):
+            canonicalize("ip", str(mapped))
+        return
+    assert not _python_says_not_global(address)  # never accept what Python calls local
     assert canonical == str(address)
     assert canonicalize("ip", canonical) == canonical
-    mapped = ipaddress.IPv6Address(b"\x00" * 10 + b"\xff\xff" + address.packed)
     assert canonicalize("ip", str(mapped)) == canonical
     assert canonicalize("ip", mapped.exploded) == canonical
 
 
 @PROPERTY
-@given(st.ip_addresses(v=6))
+@given(st.one_of(st.ip_addresses(v=6), st.ip_addresses(network="2000::/3")))
 def test_ipv6_is_its_64_and_idempotent(address: ipaddress.IPv6Address) -> None:
     for text in (str(address), address.exploded, address.exploded.upper()):
-        canonical = canonicalize("ip", text)
+        try:
+            canonical = canonicalize("ip", text)
+        except InvalidIdentifier as exc:
+            assert "globally routable" in exc.reason or "lost the IPv4" in exc.reason
+            continue
         assert canonicalize("ip", canonical) == canonical
-        if address.ipv4_mapped is not None:
-            assert canonical == str(address.ipv4_mapped)
+        as_ipv4 = (address.ipv4_mapped or address.sixtofour
+                   or (address.teredo[1] if address.teredo else None))
+        if as_ipv4 is None and address in ipaddress.IPv6Network("64:ff9b::/96"):
+            as_ipv4 = ipaddress.IPv4Address(address.packed[12:])
+        if as_ipv4 is not None:
+            assert canonical == str(as_ipv4)
+            assert not _python_says_not_global(as_ipv4)
         else:
             network = ipaddress.IPv6Network(canonical)
             assert network.prefixlen == 64
             assert address in network
             assert canonical == str(network)
+            assert not _python_says_not_global(address)
 
 
 _separators = st.sampled_from(["-", " ", "", "－", " - ", "\u3000"])
