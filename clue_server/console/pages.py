@@ -244,12 +244,13 @@ def suspend_overdue() -> Any:
             title=ngettext("Suspend the unanswered reports of %(num)d overdue dispute?",
                            "Suspend the unanswered reports of %(num)d overdue disputes?",
                            len(due)),
-            message=ngettext("Up to %(num)d report of reporters that did not answer in time "
-                             "will stop matching look-ups, and the disputes become expired. "
-                             "This is written to the audit log.",
-                             "Up to %(num)d reports of reporters that did not answer in time "
-                             "will stop matching look-ups, and the disputes become expired. "
-                             "This is written to the audit log.", silent),
+            message=ngettext("Up to %(count)s report of reporters that did not answer in "
+                             "time will stop matching look-ups, and the disputes become "
+                             "expired. This is written to the audit log.",
+                             "Up to %(count)s reports of reporters that did not answer in "
+                             "time will stop matching look-ups, and the disputes become "
+                             "expired. This is written to the audit log.", silent,
+                             count=i18n.num(silent)),
             items=[f"{r['id']} ({r['type']})" for r in due],
             action_url=url_for("console.suspend_overdue"),
             fields={"dispute_id": dispute_id} if dispute_id else {},
@@ -262,8 +263,9 @@ def suspend_overdue() -> Any:
         flash(exc.detail, "warning")
         return redirect(url_for("console.disputes_page"))
     commit()
-    flash(ngettext("Suspended %(num)d report of reporters who missed the deadline.",
-                   "Suspended %(num)d reports of reporters who missed the deadline.", count))
+    flash(ngettext("Suspended %(count)s report of reporters who missed the deadline.",
+                   "Suspended %(count)s reports of reporters who missed the deadline.", count,
+                   count=i18n.num(count)))
     return redirect(url_for("console.disputes_page"))
 
 
