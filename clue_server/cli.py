@@ -28,7 +28,9 @@ from clue_server.audit.cli import audit_group
 from clue_server.auth.models import SeenNonce
 from clue_server.cliutil import public_key_file
 from clue_server.config import Settings
+from clue_server.console.auth import KEEP_FAILURES
 from clue_server.console.cli import staff as staff_group
+from clue_server.console.models import ConsoleSession, LoginFailure
 from clue_server.disputes.cli import dispute as dispute_group
 from clue_server.errors import ClueError
 from clue_server.keystore import (
@@ -281,7 +283,8 @@ def server_key_promote() -> None:
 
 @main.command("purge-expired")
 def purge_expired() -> None:
-    """Delete reports past their expiry (recorded in the audit log)."""
+    """Delete reports past their expiry (recorded in the audit log), old idempotent
+    answers and nonces, dead console sessions and old sign-in failures."""
     app = _app()
     now = db.utcnow()
     ttl = dt.timedelta(hours=app.extensions["clue_settings"].idempotency_ttl_hours)
@@ -289,6 +292,10 @@ def purge_expired() -> None:
         count = reports.purge_expired(session, now=now)
         answers = idempotency.purge(session, older_than=now - ttl)
         session.execute(delete(SeenNonce).where(SeenNonce.expires_at < now))
+        # Console sessions past their 12-hour limit and sign-in failures past throttling.
+        session.execute(delete(ConsoleSession).where(
+            ConsoleSession.created_at < now - dt.timedelta(hours=12)))
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - KEEP_FAILURES))
     click.echo(f"purged {count} expired report(s) and {answers} stored idempotent answer(s)")
 
 

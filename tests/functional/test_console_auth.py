@@ -268,3 +268,24 @@ def test_sign_in_redirects_are_relative(app: Any) -> None:
                                "csrf_token": match.group(1)})
     assert answer.status_code == 302 and answer.headers["Location"] == "/console/"
     assert client.get("/console/login", base_url=evil).headers["Location"] == "/console/"
+
+
+def test_purge_expired_drops_dead_sessions_and_old_failures(app: Any, admin: Any,
+                                                            database_url: str,
+                                                            server_keys_dir: Any) -> None:
+    from clue_server.console.models import ConsoleSession
+
+    login(app.test_client(), "alice", "guess guess guess", address=ATTACKER)
+    fresh = app.test_client()
+    assert login(fresh, "alice").status_code == 302
+    with db.session_scope(app) as session:
+        old = session.scalars(select(ConsoleSession)).first()
+        assert old is not None
+        old.created_at = db.utcnow() - dt.timedelta(hours=13)
+        session.execute(update(LoginFailure).values(at=db.utcnow() - dt.timedelta(days=2)))
+    env = {"CLUE_DATABASE_URL": database_url, "CLUE_SERVER_KEYS_DIR": str(server_keys_dir)}
+    result = CliRunner().invoke(server_cli, ["purge-expired"], env=env)
+    assert result.exit_code == 0, result.output
+    with db.session_scope(app) as session:
+        assert len(session.scalars(select(ConsoleSession)).all()) == 1
+        assert session.scalars(select(LoginFailure)).all() == []
