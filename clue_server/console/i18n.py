@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Flask, Response, request, url_for
 from flask_babel import Babel, format_decimal, get_locale
+from werkzeug.routing import BuildError
 
 LANGUAGES = {"en": "English", "ja": "日本語"}
 DEFAULT_LANGUAGE = "en"
@@ -71,8 +72,8 @@ def language_url(code: str) -> str:
         args.update(request.view_args or {})
         try:
             return url_for(request.endpoint, **args, lang=code)
-        except Exception:  # noqa: S110 - any odd request: fall back to the overview
-            pass
+        except (BuildError, TypeError, ValueError):
+            pass  # an odd request (a routing error page): fall back to the overview
     return url_for("console.overview", lang=code)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -263,10 +262,3 @@ def _utc_day(session: Session, column: Any) -> Any:
         return func.date(func.timezone("UTC", column))
     return func.date(column)  # SQLite stores naive UTC text
 
-
-def names(session: Session, ids: Sequence[str]) -> dict[str, str]:
-    """Member names by id (for CLI and pages that hold ids)."""
-    if not ids:
-        return {}
-    return {mid: name for mid, name in session.execute(
-        select(Member.id, Member.name).where(Member.id.in_(ids)))}
