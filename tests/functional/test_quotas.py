@@ -291,7 +291,8 @@ def test_quota_cli_shows_sets_and_clears_and_each_change_is_audited(app, make_me
     assert "default: lookups 200000/day, registrations 50000/day" in run("show")
     assert "lookups 500/day, registrations 50000/day" in run("default", "--lookups", "500")
     out = run("set", member.member_id, "--lookups", "7")
-    assert f"{member.member_id}: today lookups 0/7 (override), registrations 0/50000" in out
+    assert (f"Example Pay ({member.member_id}): today lookups 0/7 (override), "
+            "registrations 0/50000") in out
     out = run("set", member.member_id, "--registrations", "9")
     assert "lookups 0/7 (override), registrations 0/9 (override)" in out
     assert "lookups 0/500, registrations 0/50000" in run("clear", member.member_id)
