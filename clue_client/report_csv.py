@@ -38,8 +38,9 @@ __all__ = ["CATEGORY_NAMES", "COLUMNS", "TYPE_NAMES", "CsvError", "CsvRow", "Rep
 #: A report CSV of 100 MB is about two million rows; beyond that, split the file.
 MAX_FILE_BYTES = 100 * 1024 * 1024
 
-#: Column names, each with the names accepted for it (compared after NFKC, lower-casing,
-#: and turning spaces and hyphens into "_").
+#: Column names, each with the other names accepted for it. Every name here and below is
+#: compared after NFKC (full-width letters fold), lower-casing, and turning spaces and
+#: hyphens into "_": "Expires In Days", "ＴＹＰＥ" and "ip address" all match.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "type": ("type", "id_type", "identifier_type", "種別", "種類", "識別子種別", "タイプ"),
     "value": ("value", "identifier", "値", "識別子", "内容"),
@@ -55,13 +56,13 @@ REASON_COLUMNS = ("rejected_reason", "却下理由")
 TYPE_NAMES: dict[str, tuple[str, ...]] = {
     "phone": ("tel", "telephone", "phone_number", "電話", "電話番号", "携帯電話番号",
               "携帯番号"),
-    "email": ("e_mail", "mail", "email_address", "メール", "メールアドレス", "eメール",
-              "eメールアドレス"),
-    "ip": ("ip_address", "ipアドレス"),
-    "device_id": ("device", "端末id", "デバイスid", "端末識別子"),
+    "email": ("e_mail", "mail", "email_address", "メール", "メールアドレス", "Eメール",
+              "Eメールアドレス"),
+    "ip": ("ip_address", "IPアドレス"),
+    "device_id": ("device", "端末ID", "デバイスID", "端末識別子"),
     "bank_account": ("口座", "銀行口座", "口座番号"),
-    "jpqr_store": ("store_id", "店舗id", "統一店舗識別コード"),
-    "qr_payee": ("payee", "qr受取人", "qr支払先"),
+    "jpqr_store": ("store_id", "店舗ID", "統一店舗識別コード"),
+    "qr_payee": ("payee", "QR受取人", "QR支払先"),
 }
 
 #: Fraud categories, each with the other names accepted for it in the category column.
@@ -74,7 +75,7 @@ CATEGORY_NAMES: dict[str, tuple[str, ...]] = {
     "forged_identity": ("本人確認書類偽造", "身分証偽造", "なりすまし登録"),
     "account_takeover": ("アカウント乗っ取り", "乗っ取り", "不正ログイン"),
     "phishing": ("フィッシング",),
-    "sticker_swap": ("ステッカー差し替え", "qrステッカー差し替え", "qr差し替え"),
+    "sticker_swap": ("ステッカー差し替え", "QRステッカー差し替え", "QR差し替え"),
     "other": ("その他",),
 }
 

@@ -75,7 +75,7 @@ def server_get_fixture(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def set_up_member(app: Any, root: Path, server_keys_dir: Path, name: str = "Import Pay",
-                  admit: bool = True) -> Member:
+                  admit: bool = True, network_key: keys.SymmetricKey | None = None) -> Member:
     config, keys_dir = root / "clue.json", root / "keys"
     init = CliRunner().invoke(member_cli.main, [
         "--config", str(config), "keys", "init", "--server", BASE_URL,
@@ -89,7 +89,7 @@ def set_up_member(app: Any, root: Path, server_keys_dir: Path, name: str = "Impo
                 session, name, keys.load_public_key(keys_dir / "member-signing.pub"),
                 hpke_public_key=keys.load_public_key(keys_dir / "member-hpke.pub")).id
     keys.save_symmetric_key(keys.keyring_path(keys_dir, "network", 1),
-                            keys.new_symmetric_key("network", 1))
+                            network_key or keys.new_symmetric_key("network", 1))
     return Member(root, config, keys_dir, WSGIAdapter(app), member_id)
 
 
