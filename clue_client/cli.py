@@ -755,11 +755,18 @@ def _run_import(ctx: click.Context, client: ClueClient, table: Any, result_path:
             outcomes, stopped = importer.run(rows)
     rejected = [(row, o.reason or "") for row, o in zip(rows, outcomes, strict=True)
                 if o.outcome == "rejected"]
-    write_results(result_path, table, outcomes)
-    if rejected:
-        write_rejected(rejected_path, table, rejected)
-    elif rejected_path.exists():
-        rejected_path.unlink()  # from an earlier run of this import: no longer true
+    try:
+        write_results(result_path, table, outcomes)
+        if rejected:
+            write_rejected(rejected_path, table, rejected)
+        elif rejected_path.exists():
+            rejected_path.unlink()  # from an earlier run of this import: no longer true
+    except OSError as exc:
+        landed = sum(1 for o in outcomes if o.outcome in ("created", "existing"))
+        raise click.ClickException(
+            f"cannot write the result files ({exc.strerror or exc}: {exc.filename}); "
+            f"{landed:,} row(s) landed. Run the same import again with --result/--rejected "
+            "elsewhere: nothing is registered twice") from exc
     counts = {name: sum(1 for o in outcomes if o.outcome == name)
               for name in ("created", "existing", "rejected", "not_sent", "valid")}
     if check_only:

@@ -336,3 +336,19 @@ def test_reports_show_suspended_reports(app: Any, member: Member) -> None:
     assert "1 suspended by the council" in listed.stdout
     as_json = json.loads(member.run("reports", "--json").stdout)
     assert as_json[0]["suspended"] is True and as_json[0]["suspended_at"]
+
+
+def test_a_result_file_that_cannot_be_written_is_one_clear_line(
+        member: Member, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clue_client import report_csv
+
+    def full(*args: Any) -> None:
+        raise OSError(28, "No space left on device", "in.result.csv")
+
+    monkeypatch.setattr(report_csv, "write_results", full)
+    source = member.root / "in.csv"
+    source.write_text("type,value,category\nphone,090-6626-0781,phishing\n", encoding="utf-8")
+    result = member.run("import", str(source), "--no-progress")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot write the result files (No space left on device: in.result.csv); 1 row(s) " \
+        "landed" in result.output
