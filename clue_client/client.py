@@ -199,6 +199,45 @@ class ClueClient:
             if not after:
                 return
 
+    def find_reports(self, identifiers: Iterable[tuple[str, str]]
+                     ) -> list[tuple[list[Report], list[Report]]]:
+        """This member's own reports for each ``(type, value)``: ``(exact, folded)``.
+
+        Asked under every network-key version held (reports made under an older one
+        have its token), in the body of ``POST /v1/reports/search``, never in a URL.
+        ``folded`` (e-mail only) lists reports that match only the folded address.
+        Expired (not yet purged) and suspended reports are included.
+        """
+        pairs = list(identifiers)
+        versions = self.network_keys.versions
+        items = [self._token_fields(t, v, version) for t, v in pairs for version in versions]
+        rows: list[dict[str, Any]] = []
+        per_request = MAX_BATCH // len(versions) * len(versions)
+        for start in range(0, len(items), per_request):
+            chunk = items[start:start + per_request]
+            data = self._http.request("POST", "/reports/search", {"items": chunk}, retry=True)
+            results = data.get("results") if isinstance(data, dict) else None
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise ResponseVerificationError("the server answered a different number of "
+                                                "results than identifiers asked")
+            rows.extend(results)
+        found = []
+        for index in range(len(pairs)):
+            exact: dict[str, Report] = {}
+            folded: dict[str, Report] = {}
+            for row in rows[index * len(versions):(index + 1) * len(versions)]:
+                exact.update((r["id"], self._report(r)) for r in row["exact"])
+                folded.update((r["id"], self._report(r)) for r in row["folded"])
+            found.append(([exact[k] for k in sorted(exact)],
+                          [folded[k] for k in sorted(folded) if k not in exact]))
+        return found
+
+    def limits(self) -> dict[str, Any]:
+        """What the server accepts from this member (``GET /v1/limits``): batch and body
+        limits, the council's maximum retention per type, today's quotas and usage."""
+        result: dict[str, Any] = self._http.request("GET", "/limits", retry=True)
+        return result
+
     # -- disputes (see clue_client.disputes) ------------------------------------------------
 
     def open_dispute(self, id_type: str, value: str, reason: str) -> dict[str, Any]:

@@ -80,14 +80,23 @@ class Report:
     created: bool | None = None
     #: The report's note, opened locally with the member's notes key (None if none).
     note: str | None = None
+    #: When the council suspended it (its reporter missed a dispute deadline): it no
+    #: longer matches. None if it is not suspended.
+    suspended_at: dt.datetime | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @classmethod
     def from_json(cls, data: dict[str, Any], note: str | None = None) -> Report:
+        suspended_at = data.get("suspended_at")
         return cls(
             id=data["id"], id_type=data["type"], category=data["category"],
             key_version=int(data["key_version"]),
             created_at=_datetime(data["created_at"]), expires_at=_datetime(data["expires_at"]),
             expired=bool(data.get("expired", False)), created=data.get("created"), note=note,
+            suspended_at=_datetime(suspended_at) if suspended_at else None,
         )
 
 

@@ -21,6 +21,7 @@ from clue_server.auth import services as auth
 from clue_server.disputes.views import bp as disputes_bp
 from clue_server.lookups.views import bp as lookups_bp
 from clue_server.networkkeys.views import members_bp, network_bp
+from clue_server.quotas.views import bp as limits_bp
 from clue_server.reports.views import bp as reports_bp
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -79,6 +80,7 @@ bp.register_blueprint(lookups_bp)
 bp.register_blueprint(members_bp)
 bp.register_blueprint(network_bp)
 bp.register_blueprint(disputes_bp)
+bp.register_blueprint(limits_bp)
 
 
 def init_app(app: Flask) -> None:

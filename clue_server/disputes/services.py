@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
@@ -230,21 +230,28 @@ def _filed_json(session: Session, dispute: Dispute) -> dict[str, Any]:
 
 def incoming(session: Session, member_id: str) -> list[dict[str, Any]]:
     """Open disputes routed to ``member_id``: its own affected reports and answers, and
-    never who filed."""
+    never who filed. Also the expired ones whose deadline it missed while a report the
+    council suspended for it is still there: the owner must see why it stopped matching."""
+    suspended_here = and_(Dispute.status == "expired", DisputeReport.answer.is_(None),
+                          Report.suspended_at.is_not(None))
     rows = session.execute(
-        select(Dispute, DisputeReport).join(DisputeReport, DisputeReport.dispute_id == Dispute.id)
-        .where(DisputeReport.reporter_id == member_id, Dispute.status == "open")
+        select(Dispute, DisputeReport, Report.suspended_at)
+        .join(DisputeReport, DisputeReport.dispute_id == Dispute.id)
+        .outerjoin(Report, Report.id == DisputeReport.report_id)
+        .where(DisputeReport.reporter_id == member_id,
+               or_(Dispute.status == "open", suspended_here))
         .order_by(Dispute.opened_at, Dispute.id, DisputeReport.report_id)).all()
     answers: dict[str, dict[str, Any]] = {}
-    for dispute, routed in rows:
+    for dispute, routed, suspended_at in rows:
         entry = answers.setdefault(dispute.id, {
-            "id": dispute.id, "type": dispute.id_type, "reason": dispute.reason,
-            "opened_at": iso_utc(dispute.opened_at), "deadline": iso_utc(dispute.deadline),
-            "reports": []})
+            "id": dispute.id, "type": dispute.id_type, "status": dispute.status,
+            "reason": dispute.reason, "opened_at": iso_utc(dispute.opened_at),
+            "deadline": iso_utc(dispute.deadline), "reports": []})
         entry["reports"].append({
             "id": routed.report_id, "answer": routed.answer,
             "answer_reason": routed.answer_reason,
-            "answered_at": iso_utc(routed.answered_at) if routed.answered_at else None})
+            "answered_at": iso_utc(routed.answered_at) if routed.answered_at else None,
+            "suspended_at": iso_utc(suspended_at) if suspended_at else None})
     return list(answers.values())
 
 

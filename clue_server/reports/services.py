@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select
+from sqlalchemy import Connection, Row, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -190,7 +190,8 @@ def _existing(conn: Connection, member_id: str, hashes: list[bytes]
 
 
 _REPORT_COLUMNS = (Report.id, Report.id_type, Report.category, Report.key_version,
-                   Report.token_hash, Report.note, Report.created_at, Report.expires_at)
+                   Report.token_hash, Report.note, Report.created_at, Report.expires_at,
+                   Report.suspended_at)
 
 
 def withdraw(session: Session, member_id: str, report_id: str) -> None:
@@ -211,6 +212,82 @@ def list_reports(session: Session, member_id: str, *, after: str | None, limit: 
     rows = list(session.scalars(query))
     page, more = rows[:limit], len(rows) > limit
     return [_report_json(r, now) for r in page], (page[-1].id if more else None)
+
+
+@dataclass(frozen=True)
+class SearchItem:
+    id_type: str
+    token: bytes
+    folded_token: bytes | None
+
+
+def parse_search_body(body: Any, settings: Settings) -> list[SearchItem]:
+    """``{"items": [{type, key_version, token, folded_token?}]}``, checked like a look-up.
+
+    Tokens travel in the body, never in the URL: access logs keep URLs.
+    """
+    root = expect_object(body, "", required={"items"})
+    items = expect_list(root["items"], "/items", max_items=settings.max_batch_items)
+    parsed = []
+    for index, raw in enumerate(items):
+        pointer = "/items"
+        if not isinstance(raw, dict):
+            raise item_error(pointer, index, "item", "must be an object", structural=True)
+        unknown = sorted(set(raw) - {"type", "key_version", "token", "folded_token"})
+        if unknown:
+            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+        for field in ("type", "key_version", "token"):
+            if field not in raw:
+                raise item_error(pointer, index, field, "is required", structural=True)
+        id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
+        # Checked for its shape only: a report made under a since-retired version must
+        # still be findable (to withdraw it), and hashes do not depend on the version.
+        expect_int(raw, "key_version", pointer, index, minimum=1, maximum=MAX_KEY_VERSION)
+        token = expect_token(raw, "token", pointer, index)
+        folded = None
+        if "folded_token" in raw:
+            if id_type != "email":
+                raise item_error(pointer, index, "folded_token", "is only allowed for email")
+            folded = expect_token(raw, "folded_token", pointer, index)
+        parsed.append(SearchItem(id_type, token, folded))
+    return parsed
+
+
+def search_own(session: Session, member_id: str, items: Sequence[SearchItem],
+               server_keys: ServerKeys, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """For each item, the caller's own reports of that type whose token (``exact``) or,
+    for e-mail, folded token (``folded``) matches, under any pepper version.
+
+    Expired (not yet purged) and suspended reports are included, flagged: the owner
+    looks for them to withdraw them. Nobody else's report is ever read.
+    """
+    exact_of: dict[bytes, list[int]] = {}
+    folded_of: dict[bytes, list[int]] = {}
+    for index, item in enumerate(items):
+        for h in server_keys.token_hashes(item.token):
+            exact_of.setdefault(h, []).append(index)
+        if item.folded_token is not None:
+            for h in server_keys.token_hashes(item.folded_token):
+                folded_of.setdefault(h, []).append(index)
+    exact: list[dict[str, Report]] = [{} for _ in items]
+    folded: list[dict[str, Report]] = [{} for _ in items]
+    hashes = list({*exact_of, *folded_of})
+    for start in range(0, len(hashes), 400):
+        chunk = hashes[start:start + 400]
+        for report in session.scalars(select(Report).where(
+                Report.member_id == member_id,
+                or_(Report.token_hash.in_(chunk), Report.folded_hash.in_(chunk)))):
+            for index in exact_of.get(report.token_hash, ()):
+                if items[index].id_type == report.id_type:
+                    exact[index][report.id] = report
+            if report.folded_hash is not None:
+                for index in folded_of.get(report.folded_hash, ()):
+                    if items[index].id_type == report.id_type:
+                        folded[index][report.id] = report
+    return [{"exact": [_report_json(r, now) for _, r in sorted(exact[i].items())],
+             "folded": [_report_json(r, now) for rid, r in sorted(folded[i].items())
+                        if rid not in exact[i]]}
+            for i in range(len(items))]
 
 
 def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council") -> int:
@@ -238,10 +315,15 @@ def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
         "expired": row["expires_at"] <= now,
         # Ciphertext only the reporter can open; the server cannot read it.
         "note": b64url(row["note"]) if row["note"] else None,
+        # The council suspended it (its reporter missed a dispute deadline): it no
+        # longer matches, and its owner must be able to see that.
+        "suspended": row.get("suspended_at") is not None,
+        "suspended_at": iso_utc(row["suspended_at"]) if row.get("suspended_at") else None,
     }
     if created is not None:
         data["created"] = created
     return data
 
 
-_JSON_FIELDS = ("id", "id_type", "category", "key_version", "created_at", "expires_at", "note")
+_JSON_FIELDS = ("id", "id_type", "category", "key_version", "created_at", "expires_at", "note",
+                "suspended_at")

@@ -55,6 +55,16 @@ def withdraw(report_id: str) -> dict[str, Any]:
     return {"id": report_id, "withdrawn": True}
 
 
+@bp.post("/search")
+def search() -> dict[str, Any]:
+    """The caller's own reports for tokens (POST: tokens never go into a URL)."""
+    items = services.parse_search_body(json_body(request),
+                                       current_app.extensions["clue_settings"])
+    return {"results": services.search_own(db.get_session(), g.caller.member_id, items,
+                                           current_app.extensions["clue_keys"],
+                                           now=db.utcnow())}
+
+
 @bp.get("")
 def list_reports() -> dict[str, Any]:
     unknown = set(request.args) - {"limit", "after"}

@@ -277,6 +277,54 @@ def test_phone_default_region() -> None:
     assert canonicalize("phone", "+81 90 1234 5678", default_region="US") == "+819012345678"
 
 
+# One number of every Japanese range. Which numbers are valid comes from phonenumbers'
+# metadata, and two members on releases that disagree would not match each other's
+# reports: setup.cfg pins the floor (9.0.32, the first release accepting 060 mobiles;
+# 8.13.x releases differ again) and this list is what that floor must accept.
+JAPANESE_RANGES = [
+    ("mobile 070", "070-1234-5678", "+817012345678"),
+    ("mobile 080", "080-1234-5678", "+818012345678"),
+    ("mobile 090", "090-1234-5678", "+819012345678"),
+    ("mobile 060 (since 2026)", "060-2123-4567", "+816021234567"),
+    ("IP phone 050", "050-1234-5678", "+815012345678"),
+    ("free dial 0120", "0120-123-456", "+81120123456"),
+    ("free dial 0800", "0800-123-4567", "+818001234567"),
+    ("navi dial 0570", "0570-123-456", "+81570123456"),
+    ("M2M / pager 020", "020-4123-4567", "+812041234567"),
+    ("premium 0990", "0990-123-456", "+81990123456"),
+    ("Tokyo 03", "03-1234-5678", "+81312345678"),
+    ("Osaka 06", "06-6123-4567", "+81661234567"),
+    ("Sapporo 011", "011-211-2111", "+81112112111"),
+    ("Nagoya 052", "052-961-1111", "+81529611111"),
+    ("Fukuoka 092", "092-711-4111", "+81927114111"),
+    ("Naha 098", "098-866-2333", "+81988662333"),
+    ("Asahikawa 0166", "0166-26-1111", "+81166261111"),
+]
+
+
+@pytest.mark.parametrize(("label", "number", "e164"), JAPANESE_RANGES,
+                         ids=[r[0] for r in JAPANESE_RANGES])
+def test_one_number_of_each_japanese_range(label: str, number: str, e164: str) -> None:
+    assert canonicalize("phone", number) == e164
+    assert canonicalize("phone", e164) == e164
+    assert canonicalize("phone", "+81 " + number[1:]) == e164
+
+
+def test_the_phonenumbers_floor_in_setup_cfg_is_the_one_these_tests_need() -> None:
+    from pathlib import Path
+
+    import phonenumbers
+
+    setup = (Path(__file__).resolve().parents[3] / "setup.cfg").read_text("utf-8")
+    floor = re.search(r"^\s*phonenumbers>=([0-9.]+)\s*$", setup, re.MULTILINE)
+    assert floor is not None and floor.group(1) == "9.0.32"
+
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    assert version(phonenumbers.__version__) >= version(floor.group(1))
+
+
 # ---------------------------------------------------------------------- email folding
 
 FOLDED = [
