@@ -7,12 +7,18 @@ answer, and a scan while CLUE is down falls back like check_signup.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import re
+import shlex
 import time
+from pathlib import Path
 
 import pytest
 import requests
 import zxingcpp
 from click import ClickException
+from click.testing import CliRunner
 from PIL import Image
 from sqlalchemy import select
 
@@ -23,9 +29,11 @@ from clue_client import (
     ResponseVerificationError,
     TransportError,
 )
+from clue_client import cli as clue_cli
+from clue_client.canonical import canonicalize
 from clue_client.cli import _payload
 from clue_client.decisions import Fallback, LookupCache
-from clue_client.qr import build_mpm, parse_mpm, payee_key
+from clue_client.qr import build_mpm, jpqr_view, parse_mpm, payee_key, payees_of
 from clue_server import db
 from clue_server.devserver import free_port
 from clue_server.keystore import load_server_keys
@@ -34,6 +42,7 @@ from tests.functional.test_decisions import StaticAdapter
 from tests.helpers import BASE_URL, WSGIAdapter
 from tests.unit.qr.test_qr_known_answers import (
     DUITNOW_SAMPLE,
+    JPQR_MERPAY,
     PIX_BCB,
     PROMPTPAY_STATIC,
     QRIS_SUNARY,
@@ -303,3 +312,55 @@ def test_cached_answers_still_block_while_clue_is_down(make_member, make_client,
     check = down.check_static_qr(FORGED)
     assert not check.degraded  # every answer came from the cache: nothing was asked
     assert check.block and "payee_reported" in check.flags
+
+
+# -- docs/sticker-swaps.md: the sample payload and the tour, byte for byte ----------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sticker-swaps.md"
+_BLOCK = re.compile(r"<!-- example:([a-z0-9-]+) -->\n```[a-z]*\n(.*?)\n```", re.DOTALL)
+EX = dict(_BLOCK.findall(DOC.read_text(encoding="utf-8")))
+TEST_NETWORK_KEY = bytes(range(32))  # docs/protocol.md §14.1, test only
+
+
+def test_the_documented_sample_is_the_published_one_and_its_values_are_right():
+    sample = EX["jpqr-sample"]
+    assert sample == JPQR_MERPAY  # github.com/mercari/go-emv-code, mpm/jpqr/jpqr_test.go
+    code = parse_mpm(sample)  # the CRC is right, the code is valid
+    assert code.is_static and code.warnings == ()
+    info = jpqr_view(code, strict=True)
+    assert info is not None and info.store_id == "00000000000010001000001000001"
+    payees = [f"{g}|{a}" for g, a in payees_of(code)]
+    assert payees == EX["jpqr-sample-payees"].splitlines()
+    assert all(canonicalize("qr_payee", p) == p for p in payees)
+    by_hand = [hmac.new(TEST_NETWORK_KEY, b"clue/v1\0" + t.encode() + b"\0" + v.encode(),
+                        hashlib.sha256).digest()
+               for t, v in [*(("qr_payee", p) for p in payees), ("jpqr_store", info.store_id)]]
+    assert [base64.urlsafe_b64encode(d).rstrip(b"=").decode() for d in by_hand] == \
+        EX["jpqr-sample-tokens"].splitlines()
+
+
+def test_the_documented_tour_works(make_member, make_client, make_scanner, monkeypatch):
+    report_line, check_line = EX["jpqr-sample-tour"].splitlines()
+    report_args, check_args = shlex.split(report_line), shlex.split(check_line)
+    assert report_args[:2] == ["clue", "report-sticker"] and check_args[:2] == ["clue",
+                                                                               "check-qr"]
+    assert report_args[2] == check_args[2] == EX["jpqr-sample"]
+    store_id = report_args[report_args.index("--genuine-store-id") + 1]
+    assert re.fullmatch(r"[0-9]{29}", store_id)
+
+    reporter, _ = make_client(make_member("Alpha Pay"))
+    monkeypatch.setattr(clue_cli, "_client", lambda ctx: reporter)
+    result = CliRunner().invoke(clue_cli.main, report_args[1:])
+    assert result.exit_code == 0, result.output
+    assert [line.split(" ", 1)[1] for line in result.output.splitlines()] == [
+        "registered (qr_payee, sticker_swap)", "registered (qr_payee, sticker_swap)",
+        "registered (jpqr_store, sticker_swap)"]
+
+    checker, _ = make_scanner(make_member("Beta Bank"))
+    check = checker.check_static_qr(EX["jpqr-sample"])
+    assert [p.value for p in check.payees if p.matched] == \
+        EX["jpqr-sample-payees"].splitlines()[1:]
+    monkeypatch.setattr(clue_cli, "_client", lambda ctx: checker)
+    result = CliRunner().invoke(clue_cli.main, check_args[1:])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "BLOCK: payee_reported, store_swap_reported"

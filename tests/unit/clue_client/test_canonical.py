@@ -102,6 +102,11 @@ VALID = [
         " JP.OR.PaymentsJapan | 1234567890123-1234-123456-654321 ",
         "jp.or.paymentsjapan|12345678901231234123456654321",
     ),
+    (
+        "qr_payee",
+        "JP.OR.PaymentsJapan|0000000000001-0001-000001-000001",
+        "jp.or.paymentsjapan|00000000000010001000001000001",
+    ),
     (  # a JPQR template written sub-field by sub-field is its store ID
         "qr_payee",
         "JP.OR.PAYMENTSJAPAN|04=654321;03=123456;02=1234;01=1234567890123",
