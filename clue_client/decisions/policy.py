@@ -140,7 +140,8 @@ class Rule:
     Identifier conditions are checked on each matched identifier; the rule fires when
     at least ``min_matched_types`` distinct identifier types satisfy all of them. A
     rule with ``qr_flags`` also needs one of those flags; a rule with *only*
-    ``qr_flags`` fires on the flags alone.
+    ``qr_flags`` fires on the flags alone. A rule that would not fire without disputed
+    answers gives at most ``Policy.disputed_max_tier``, unless it sets ``disputed``.
     """
 
     id: str

@@ -1,6 +1,7 @@
 """A check: tokenise, ask CLUE once (within a deadline), decide, never fail the caller.
 
-Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment`.
+Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment` /
+:meth:`ClueClient.check_static_qr` (which runs :meth:`DecisionService.check_qr`).
 
 One check is at most one signed ``POST /lookups`` for everything not in the cache
 (the account's identifiers and, for a scanned QR code, its payees and store), sent
