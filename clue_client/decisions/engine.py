@@ -149,7 +149,9 @@ def _reasons(fired: list[FiredRule], evidence: Evidence) -> tuple[str, ...]:
         reasons.append(f"nothing reported for {checked}")
     if not reasons and not evidence.unchecked:
         reasons.append("nothing reported")
-    reasons.extend(f"{id_type} not checked: {why}" for id_type, why in evidence.unchecked)
+    # One line per distinct reason: a code's three payees unchecked is one fact.
+    reasons.extend(dict.fromkeys(f"{id_type} not checked: {why}"
+                                 for id_type, why in evidence.unchecked))
     return tuple(reasons)
 
 

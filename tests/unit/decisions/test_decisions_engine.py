@@ -441,3 +441,12 @@ def test_qr_warnings_are_reasons_not_rules():
     assert decision.reasons[-1] == ("QR code warning: no merchant category code (ID 52), as "
                                     "Thai PromptPay, VietQR and QRIS codes are published")
     assert decision_json(decision)["evidence"]["qr"]["warnings"] == ["no_merchant_category"]
+
+
+def test_the_same_unchecked_reason_is_given_once():
+    evidence = Evidence(qr=qr(), unchecked=(("qr_payee", "CLUE unavailable"),) * 3
+                        + (("jpqr_store", "CLUE unavailable"),))
+    decision = decide_degraded(DEFAULT, evidence, Fallback(), "timeout")
+    assert decision.reasons[-2:] == ("qr_payee not checked: CLUE unavailable",
+                                     "jpqr_store not checked: CLUE unavailable")
+    assert len(decision.reasons) == 3
