@@ -1,6 +1,7 @@
 """A check: tokenise, ask CLUE once (within a deadline), decide, never fail the caller.
 
-Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment`.
+Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment` /
+:meth:`ClueClient.check_static_qr` (which runs :meth:`DecisionService.check_qr`).
 
 One check is at most one signed ``POST /lookups`` for everything not in the cache
 (the account's identifiers and, for a scanned QR code, its payees and store), sent
@@ -21,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from clue_client.decisions.cache import LookupCache, request_key
@@ -75,6 +76,8 @@ class _Ask:
     items: tuple[dict[str, Any], ...]
     key: str
     from_qr: bool
+    value: str = field(default="", repr=False)
+    """The identifier as given; kept only for a scanned code's own payees and store."""
 
 
 class DecisionService:
@@ -107,6 +110,23 @@ class DecisionService:
     def check(self, identifiers: Mapping[str, str | None], *, qr_payload: str | None = None,
               amount_jpy: int | None = None,
               now: dt.datetime | dt.date | None = None) -> Decision:
+        decision, _answers = self._check(identifiers, qr_payload, amount_jpy, now)
+        return decision
+
+    def check_qr(self, payload: str, *, now: dt.datetime | dt.date | None = None
+                 ) -> tuple[Decision, tuple[LookupResult, ...]]:
+        """A scanned code alone, under the policy: the decision and CLUE's answers for
+        the code's payees and store, in that order (value: the ``qr_payee`` string or
+        the store ID). An answer CLUE did not give in time is missing; the decision is
+        then degraded, as for :meth:`check`."""
+        if not isinstance(payload, str):
+            raise TypeError(f"payload must be a str, not {type(payload).__name__}")
+        decision, answers = self._check({}, payload, None, now)
+        return decision, tuple(replace(result, value=value) for value, result in answers)
+
+    def _check(self, identifiers: Mapping[str, str | None], qr_payload: str | None,
+               amount_jpy: int | None, now: dt.datetime | dt.date | None
+               ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
         deadline = time.monotonic() + self.fallback.timeout
         if amount_jpy is not None and (isinstance(amount_jpy, bool)
                                        or not isinstance(amount_jpy, int) or amount_jpy < 0):
@@ -154,11 +174,12 @@ class DecisionService:
                               for i in sorted(answers)),
             qr=_qr_evidence(scan, [(asks[i], answers[i]) for i in sorted(answers)]),
             unchecked=tuple(unchecked), today=today, amount_jpy=amount_jpy)
+        qr_answers = [(asks[i].value, answers[i]) for i in sorted(answers) if asks[i].from_qr]
         if problem is not None:
             decision = decide_degraded(self.policy, evidence, self.fallback, problem)
             log.warning("CLUE check degraded to %r: %s", decision.tier, problem)
-            return decision
-        return decide(self.policy, evidence)
+            return decision, qr_answers
+        return decide(self.policy, evidence), qr_answers
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -166,7 +187,8 @@ class DecisionService:
         client = self.client
         items = tuple(client._token_fields(id_type, value, version)
                       for version in client.network_keys.versions)
-        return _Ask(id_type, items, request_key(client._http.key_id, items), from_qr)
+        return _Ask(id_type, items, request_key(client._http.key_id, items), from_qr,
+                    value if from_qr else "")
 
     def _scan(self, payload: str | None, asks: list[_Ask], unchecked: list[tuple[str, str]]
               ) -> tuple[ScannedQr | None, str | None]:
@@ -240,7 +262,7 @@ def _qr_evidence(scan: ScannedQr | None, answered: list[tuple[_Ask, LookupResult
         if ask.from_qr and result.matched:
             flags.add("payee_reported" if ask.id_type == "qr_payee" else "store_swap_reported")
     return QrEvidence(frozenset(flags), error_code=scan.error_code, store_id=scan.store_id,
-                      payees=len(scan.payees))
+                      payees=len(scan.payees), warnings=scan.warnings)
 
 
 def _today(now: dt.datetime | dt.date | None) -> dt.date:

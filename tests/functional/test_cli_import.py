@@ -284,7 +284,7 @@ def test_find_and_withdraw_by_value_for_every_type(member: Member) -> None:
     values = {"phone": "090-6626-0741", "email": "a.b+x@gmail.com", "ip": "8.8.4.77",
               "device_id": "dev-77", "bank_account": "0001-001-1-0000777",
               "jpqr_store": "00000000000010001000001000077",
-              "qr_payee": "jp.or.paymentsjapan|0113Store-Acct-77"}
+              "qr_payee": "com.example.pay|01=Store-Acct-77"}
     created = {r.id_type: r.id for r in client.register_many(
         [ReportInput(t, v, "other") for t, v in values.items()])}
     for id_type, value in values.items():

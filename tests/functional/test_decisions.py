@@ -235,6 +235,28 @@ def test_a_clean_sticker_and_an_unreadable_one(members):
     assert [i["type"] for i in json.loads(adapter.captured[before].body)["items"]] == ["phone"]
 
 
+def test_a_disputed_phone_is_capped_at_high_not_blocked(members, make_client, make_member):
+    """Issue 12: the look-up said DISPUTED, yet the decision blocked."""
+    alice, carol, bob, _ = members
+    dave, _ = make_client(make_member("Dave Pay"))
+    for reporter in (alice, carol, dave):
+        reporter.register("phone", PHONE, "card_theft")
+    assert bob.check_signup(phone=PHONE).tier == "block"
+    bob.open_dispute("phone", PHONE, "The customer says the number was issued to them by "
+                     "their carrier last month.")
+    decision = bob.check_signup(phone=PHONE)
+    assert decision.tier == "high" and decision.limits.manual_review
+    assert decision.evidence.identifiers[0].disputed is True
+    assert decision.fired[0].rule_id == "corroborated-recent"
+    assert (decision.fired[0].tier, decision.fired[0].capped_from) == ("high", "block")
+    assert decision.reasons == (
+        "phone reported by 3 members for card_theft, last today; disputed (an open dispute "
+        "contests it)",
+        "corroborated-recent gives block, but only because of answers an open dispute "
+        "contests: capped at high",
+    )
+
+
 # -- the cache -----------------------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,22 +102,32 @@ VALID = [
         "１２３４５６７８９０１２３－１２３４－１２３４５６－６５４３２１",
         "12345678901231234123456654321",
     ),
-    # qr_payee
-    ("qr_payee", "jp.or.paymentsjapan|0113Store-Acct-01", "jp.or.paymentsjapan|0113Store-Acct-01"),
-    (
-        "qr_payee",
-        " JP.OR.PaymentsJapan | 0113Store-Acct-01 ",
-        "jp.or.paymentsjapan|0113Store-Acct-01",
-    ),
-    ("qr_payee", "A0000000041010|ＡＣＣＴ", "a0000000041010|ACCT"),
+    # qr_payee: the written form of clue_client.canonical.qr_payee (docs/protocol.md §2)
     (
         "qr_payee",
         "jp.or.paymentsjapan|12345678901231234123456654321",
         "jp.or.paymentsjapan|12345678901231234123456654321",
     ),
-    # the shape clue_client.qr builds for a non-JPQR template, escapes included
-    ("qr_payee", "COM.EXAMPLE%7CPAY|01=Ab%3D1;02=x", "com.example%7cpay|01=Ab%3D1;02=x"),
-    ("qr_payee", "0123456789ABCDEF0123456789ABCDEF|x|y", "0123456789abcdef0123456789abcdef|x|y"),
+    (
+        "qr_payee",
+        " JP.OR.PaymentsJapan | 1234567890123-1234-123456-654321 ",
+        "jp.or.paymentsjapan|12345678901231234123456654321",
+    ),
+    (
+        "qr_payee",
+        "JP.OR.PaymentsJapan|0000000000001-0001-000001-000001",
+        "jp.or.paymentsjapan|00000000000010001000001000001",
+    ),
+    (  # a JPQR template written sub-field by sub-field is its store ID
+        "qr_payee",
+        "JP.OR.PAYMENTSJAPAN|04=654321;03=123456;02=1234;01=1234567890123",
+        "jp.or.paymentsjapan|12345678901231234123456654321",
+    ),
+    ("qr_payee", "A0000000041010|01=ＡＣＣＴ", "a0000000041010|01=ACCT"),
+    ("qr_payee", "COM.EXAMPLE%7CPAY|02=x;01=Ab%3D1", "com.example%7Cpay|01=Ab%3D1;02=x"),
+    ("qr_payee", "com.example|01=カフェ 1", "com.example|01=%E3%82%AB%E3%83%95%E3%82%A7%201"),
+    ("qr_payee", "com.example|01=100%25;02=", "com.example|01=100%25;02="),
+    ("qr_payee", "br.gov.bcb.pix|01=a%3bb", "br.gov.bcb.pix|01=a%3Bb"),
 ]
 
 
@@ -212,14 +224,22 @@ INVALID = [
     ("jpqr_store", "1234567890123/1234/123456/654321", "29-digit"),
     # qr_payee
     ("qr_payee", "jp.or.paymentsjapan", "guid|account"),
-    ("qr_payee", "|account", "non-empty"),
+    ("qr_payee", "|01=x", "non-empty"),
     ("qr_payee", "jp.or.paymentsjapan|  ", "non-empty"),
-    ("qr_payee", "jp.or.payments japan|acct", "guid must be"),
-    ("qr_payee", "日本|acct", "guid must be"),
-    ("qr_payee", "gu\tid|acct", "guid must be"),
-    ("qr_payee", "guid|acct\x1b[0m", "control"),
-    ("qr_payee", "guid|ac\x85ct", "control"),  # C1 NEL
-    ("qr_payee", "guid|acct\u2028x", "control"),  # line separator
+    ("qr_payee", "com.example|0113Store-Acct-01", "SUB_ID=VALUE"),  # raw TLV is not the form
+    ("qr_payee", "com.example|12345678901231234123456654321", "SUB_ID=VALUE"),  # not JPQR
+    ("qr_payee", "jp.or.paymentsjapan|1234567890123123412345665432", "SUB_ID=VALUE"),  # 28
+    ("qr_payee", "com.example|01=x;", "SUB_ID=VALUE"),
+    ("qr_payee", "com.example|1=x", "two digits"),
+    ("qr_payee", "com.example|00=x", "from 01 to 99"),
+    ("qr_payee", "com.example|01=x;01=y", "twice"),
+    ("qr_payee", "com.example|01=100%", "%XX"),
+    ("qr_payee", "com.example|01=%FF", "not UTF-8"),
+    ("qr_payee", "com.example|01=a%0Ab", "control"),
+    ("qr_payee", "gu\tid|01=acct", "control"),
+    ("qr_payee", "guid|01=acct\x1b[0m", "control"),
+    ("qr_payee", "guid|01=ac\x85ct", "control"),  # C1 NEL
+    ("qr_payee", "guid|01=acct\u2028x", "control"),  # line separator
 ]
 
 
@@ -362,27 +382,40 @@ def test_email_folded_rejects_non_canonical(bad: object) -> None:
 
 
 def test_qr_payee_builder() -> None:
-    assert qr_payee("JP.OR.PaymentsJapan", " 0113Store|01 ") == "jp.or.paymentsjapan|0113Store|01"
-    built = qr_payee("A0000000041010", "ＡＣＣＴ")
-    assert built == canonicalize("qr_payee", "A0000000041010|ＡＣＣＴ")
+    subs = [("05", "x"), ("01", " ＭＥＲＣＨ;1 ")]
+    built = qr_payee("Com.Example.PAY", subs)
+    assert built == "com.example.pay|01=MERCH%3B1;05=x"
     assert canonicalize("qr_payee", built) == built
+    assert canonicalize("qr_payee", "com.example.pay|05=x;01=MERCH%3B1") == built
+    # Values are taken as found in the code: a "%41" there is text, not an escape.
+    assert qr_payee("g", [("01", "%41")]) == "g|01=%2541"
+    # Only ASCII letters fold in a GUID (EMV GUIDs are ASCII); the rest is escaped.
+    assert qr_payee("Ä.example", [("01", "x")]) == "%C3%84.example|01=x"
+    # A JPQR template with a malformed store ID is described like any other.
+    assert qr_payee("jp.or.paymentsjapan", [("01", "123")]) == "jp.or.paymentsjapan|01=123"
 
 
 @pytest.mark.parametrize(
-    ("guid", "account", "reason"),
+    ("guid", "sub_fields", "reason"),
     [
-        ("", "acct", "non-empty"),
-        ("guid", "", "non-empty"),
-        ("gu|id", "acct", "guid must be"),
-        ("guid", "a\tb", "control"),
-        (None, "acct", "must be a str"),
-        ("guid", b"acct", "must be a str"),
-        ("guid", "a" * 2000, "too long"),
+        ("", [("01", "x")], "non-empty"),
+        (" ", [("01", "x")], "non-empty"),
+        ("guid", [], "non-empty"),
+        ("guid", "01=x", "pairs"),
+        ("guid", [("01", "x", "y")], "pairs"),
+        ("guid", [("1", "x")], "two digits"),
+        ("guid", [("00", "x")], "from 01 to 99"),
+        ("guid", [("01", "x"), ("01", "y")], "twice"),
+        ("guid", [("01", "a\tb")], "control"),
+        ("gu\x00id", [("01", "x")], "control"),
+        (None, [("01", "x")], "must be a str"),
+        ("guid", [("01", b"acct")], "must be a str"),
+        ("guid", [("01", "a" * 2000)], "too long"),
     ],
 )
-def test_qr_payee_builder_rejects(guid: object, account: object, reason: str) -> None:
+def test_qr_payee_builder_rejects(guid: object, sub_fields: object, reason: str) -> None:
     with pytest.raises(InvalidIdentifier) as info:
-        qr_payee(guid, account)  # type: ignore[arg-type]
+        qr_payee(guid, sub_fields)  # type: ignore[arg-type]
     assert reason in info.value.reason
 
 
@@ -611,18 +644,33 @@ def test_device_id_is_idempotent(raw: str) -> None:
     assert canonicalize("device_id", canonical) == canonical
 
 
-@PROPERTY
-@given(
-    st.from_regex(r"[!-{}~]{1,40}", fullmatch=True),
-    st.text(min_size=1, max_size=99),
+_sub_fields = st.dictionaries(
+    st.integers(1, 99).map(lambda n: f"{n:02d}"),
+    st.one_of(st.text(max_size=30), st.text(alphabet="0123456789;=|% ａ", max_size=30)),
+    min_size=1, max_size=5,
 )
-def test_qr_payee_is_idempotent(guid: str, account: str) -> None:
+
+
+@PROPERTY
+@given(st.one_of(st.text(min_size=1, max_size=40), st.just("jp.or.paymentsjapan")),
+       _sub_fields)
+def test_qr_payee_is_a_fixed_point_and_loses_nothing(guid: str, subs: dict[str, str]) -> None:
     try:
-        canonical = qr_payee(guid, account)
+        canonical = qr_payee(guid, list(subs.items()))
     except InvalidIdentifier:
         return
-    assert canonical.startswith(guid.lower() + "|")
+    assert canonical.isascii() and canonical.isprintable() and " " not in canonical
     assert canonicalize("qr_payee", canonical) == canonical
+    name, bar, account = canonical.partition("|")
+    assert bar and "|" not in account
+    if re.fullmatch(r"[0-9]{29}", account) and name == "jp.or.paymentsjapan":
+        return
+    # Every sub-field comes back, normalised, from the written form: nothing collides.
+    read = dict(pair.split("=") for pair in account.split(";"))
+    assert read.keys() == subs.keys()
+    for sub_id, value in subs.items():
+        assert unquote(read[sub_id]) == unicodedata.normalize(
+            "NFKC", unicodedata.normalize("NFKC", value).strip())
 
 
 # Anything may arrive from a CSV file or a form: the only failure is InvalidIdentifier,
