@@ -62,7 +62,7 @@ if str(ROOT) not in sys.path:
 
 import keys  # noqa: E402
 from clue_client import protocol, tokens  # noqa: E402
-from clue_server import create_app  # noqa: E402
+from clue_server import create_app, db  # noqa: E402
 from clue_server.db import session_scope  # noqa: E402
 from clue_server.keystore import ensure_server_keys, load_server_keys  # noqa: E402
 from clue_server.members.services import add_member  # noqa: E402
@@ -185,14 +185,16 @@ class Server:
     def host(self) -> str:
         return self.url.split("//", 1)[1]
 
-    def cpu(self) -> dict[int, float]:
-        """CPU seconds so far, per process, of everything that serves this server."""
-        pids = [self.process.pid, *children(self.process.pid)]
+    def cpu(self) -> dict[tuple[str, int], float]:
+        """CPU seconds so far, per (kind, process), of everything that serves this server:
+        ``gunicorn`` (master and workers), ``postgres`` (this database's backends),
+        ``redis``."""
+        pids = [("gunicorn", p) for p in (self.process.pid, *children(self.process.pid))]
         if self.database:
-            pids += backends_of(self.database)
+            pids += [("postgres", p) for p in backends_of(self.database)]
         if self.redis and (redis_pid := pid_of("redis-server")):
-            pids.append(redis_pid)
-        return {pid: proc_cpu(pid) for pid in pids}
+            pids.append(("redis", redis_pid))
+        return {key: proc_cpu(key[1]) for key in pids}
 
 
 def start_gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> tuple[
@@ -200,6 +202,8 @@ def start_gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> tu
     port = free_port()
     full_env = {**os.environ, **env, "CLUE_BIND": f"127.0.0.1:{port}",
                 "CLUE_WORKERS": str(workers), "PYTHONPATH": str(ROOT)}
+    if THREADS:
+        full_env["CLUE_THREADS"] = str(THREADS)
     gunicorn = Path(sys.executable).with_name("gunicorn")
     process = subprocess.Popen(
         [str(gunicorn), "-c", str(ROOT / "clue_server" / "gunicorn.conf.py"),
@@ -358,6 +362,7 @@ class Tally:
     errors: int = 0
     seconds: float = 0.0
     server_cpu: float = 0.0
+    parts: Counter[str] = field(default_factory=Counter)
     client_cpu: float = 0.0
     other_cpu: float = 0.0
     histogram: Counter[int] = field(default_factory=Counter)
@@ -368,6 +373,7 @@ class Tally:
         self.errors += other.errors
         self.seconds += other.seconds
         self.server_cpu += other.server_cpu
+        self.parts.update(other.parts)
         self.client_cpu += other.client_cpu
         self.other_cpu += other.other_cpu
         self.histogram.update(other.histogram)
@@ -387,6 +393,7 @@ class Tally:
 
 
 WRK = shutil.which("wrk")
+THREADS = 0  # gunicorn threads per worker (0: gunicorn.conf.py's default)
 
 
 def fire(server: Server, requests: list[bytes], seconds: float, connections: int,
@@ -423,7 +430,9 @@ def fire(server: Server, requests: list[bytes], seconds: float, connections: int
     # wrk stops when the requests run out, but then reports the whole duration and drops
     # the answers in flight: such a slice is not used (the caller retries it bigger).
     tally.ran_out = int(tally.requests + connections >= len(requests))
-    tally.server_cpu = sum(after_cpu[p] - before_cpu.get(p, 0.0) for p in after_cpu)
+    for key, seconds in after_cpu.items():
+        tally.parts[key[0]] += seconds - before_cpu.get(key, 0.0)
+    tally.server_cpu = sum(tally.parts.values())
     tally.client_cpu = ((after_child.ru_utime + after_child.ru_stime)
                         - (before_child.ru_utime + before_child.ru_stime))
     own = time.process_time() - before_self
@@ -511,7 +520,7 @@ def clue_server(name: str, url: str, keys_dir: Path, workdir: Path, workers: int
         member = add_member(session, f"Bench {name}", member_key.public_key())
         set_member_quota(session, member.id, 10**9, 10**9, actor="bench")
         member_id = member.id
-    app.extensions["clue_engine"].dispose()
+    db.dispose(app)
     if big:
         # The filler stays between runs; what an earlier run registered through the API
         # was made under its own keys and goes.
@@ -556,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also a PostgreSQL database with this many reports (10000000)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="gunicorn threads per worker (default: gunicorn.conf.py's)")
     parser.add_argument("--rate", type=float, default=1000.0,
                         help="offered single look-ups/s for the latency phase")
     parser.add_argument("--rate-seconds", type=float, default=6.0)
@@ -565,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     if WRK is None:
         print("wrk is missing: apt-get install wrk (Debian's package)", file=sys.stderr)
         return 2
@@ -646,8 +659,8 @@ def report(tallies: dict[tuple[str, str], Tally], paced: dict[str, Tally], sdk: 
     floor_cpu = 1000 * floor.server_cpu / max(floor.requests, 1)
     print()
     header = (f"{'config':<15} {'request':<14} {'requests':>8} {'req/s':>8} {'ids/s':>8} "
-              f"{'p50 ms':>7} {'p99 ms':>7} {'CPU ms/req':>10} {'vs floor':>8} {'vs ping':>8} "
-              f"{'errors':>6} {'other %':>7}")
+              f"{'p50 ms':>7} {'p99 ms':>7} {'CPU ms/req':>10} {'(app':>6} {'db)':>6} "
+              f"{'vs floor':>8} {'vs ping':>8} {'errors':>6} {'other %':>7}")
     print(header)
     print("-" * len(header))
 
@@ -664,13 +677,18 @@ def report(tallies: dict[tuple[str, str], Tally], paced: dict[str, Tally], sdk: 
                    "vs_floor": round(cpu / floor_cpu, 2) if floor_cpu else None,
                    "vs_ping": round(cpu / ping_cpu, 2) if ping_cpu else None,
                    "errors": t.errors, "other_cpu_percent": round(other, 1),
+                   "server_cpu_ms_per_request_by_process": {
+                       k: round(1000 * v / max(t.requests, 1), 3) for k, v in t.parts.items()},
                    "client_cpu_percent": round(100 * t.client_cpu / max(t.seconds, 1e-9), 1),
                    "ran_out_of_requests": t.ran_out}
         ids = f"{figures['ids_per_s']:>8.0f}" if IDS_PER_REQUEST[kind] else f"{'-':>8}"
         vs_ping = f"{figures['vs_ping']:>7.2f}x" if figures["vs_ping"] else f"{'':>8}"
         busy = " busy" if other > args.busy else ""
+        app_ms = 1000 * t.parts["gunicorn"] / max(t.requests, 1)
+        db_ms = 1000 * (t.parts["postgres"] + t.parts["redis"]) / max(t.requests, 1)
         print(f"{config:<15} {row:<14} {t.requests:>8} {rps:>8.0f} {ids} "
               f"{figures['p50_ms']:>7.2f} {figures['p99_ms']:>7.2f} {cpu:>10.3f} "
+              f"{app_ms:>6.2f} {db_ms:>6.2f} "
               f"{figures['vs_floor']:>7.2f}x {vs_ping} {t.errors:>6} {other:>6.0f}%{busy}")
         return figures
 

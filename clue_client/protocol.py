@@ -214,9 +214,15 @@ def _quoted(component: str) -> str:
     return component if component.startswith('"') else f'"{component}"'
 
 
-def header_fields(headers: Mapping[str, str]) -> dict[str, str]:
+class HeaderFields(dict[str, str]):
+    """Header fields already keyed by lower-case name (``header_fields``' result)."""
+
+
+def header_fields(headers: Mapping[str, str]) -> HeaderFields:
     """Header fields by lower-case name; repeated fields joined as RFC 9421 §2.1 does."""
-    found: dict[str, str] = {}
+    if isinstance(headers, HeaderFields):
+        return headers
+    found = HeaderFields()
     for name, value in headers.items():
         key, value = name.lower(), value.strip(" \t")
         found[key] = f"{found[key]}, {value}" if key in found else value

@@ -7,11 +7,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask
 
 from clue_server.config import Settings
+
+
+class _Flask(Flask):
+    """Flask, minus re-inspecting every hook on every request: whether a function is a
+    coroutine function does not change, so ``ensure_sync`` remembers its answer (Flask asks
+    for each of the ~10 hooks a request runs)."""
+
+    _sync: ClassVar[dict[Any, Any]] = {}
+
+    def ensure_sync(self, func: Any) -> Any:
+        try:
+            return self._sync[func]
+        except (KeyError, TypeError):
+            wrapped = super().ensure_sync(func)
+            try:
+                if len(self._sync) < 10_000:
+                    self._sync[func] = wrapped
+            except TypeError:  # an unhashable callable: not remembered
+                pass
+            return wrapped
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = True) -> Flask:
@@ -30,7 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = Tru
     from clue_server.quotas.models import CouncilSetting
 
     settings = Settings.from_env().with_overrides(config or {})
-    app = Flask(__name__)
+    app = _Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     extensions = app.extensions

@@ -19,25 +19,36 @@ import keys
 from clue_client import protocol
 from clue_server.auth import services as auth
 from clue_server.disputes.views import bp as disputes_bp
+from clue_server.errors import ClueError, problem_response
 from clue_server.lookups.views import bp as lookups_bp
 from clue_server.networkkeys.views import members_bp, network_bp
+from clue_server.quotas.counters import NonceClaim
 from clue_server.quotas.views import bp as limits_bp
 from clue_server.reports.views import bp as reports_bp
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 PUBLIC_ENDPOINTS = {"v1.openapi", "v1.server_key"}
+#: Endpoints that claim the request's nonce together with their own counting statement
+#: (one round trip fewer); if they fail before that, the claim is made when they answer.
+CLAIM_LATER = {"v1.lookups.lookup"}
 
 
 @bp.before_request
 def _authenticate() -> None:
-    g.nonce = None
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    state = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+    state.nonce = None
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if req.endpoint in PUBLIC_ENDPOINTS:
         return
     extensions = current_app.extensions
-    caller = auth.authenticate(request, extensions["clue_key_cache"], extensions["clue_nonces"],
-                               max_body=extensions["clue_settings"].max_body_bytes)
-    g.caller = caller
-    g.nonce = caller.nonce
+    later = req.endpoint in CLAIM_LATER
+    caller = auth.authenticate(req, extensions["clue_key_cache"], extensions["clue_nonces"],
+                               max_body=extensions["clue_settings"].max_body_bytes,
+                               claim_nonce=not later)
+    state.caller = caller
+    state.nonce = caller.nonce
+    if later:
+        state.nonce_owed = NonceClaim(caller.key_id, caller.nonce, caller.created)
 
 
 @bp.get("/ping")
@@ -90,10 +101,21 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _sign(response: Response) -> Response:
-        if request.path.startswith("/v1/") or request.path == "/v1":
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        owed = g.pop("nonce_owed", None)
+        if owed is not None:
+            # The request failed before its counting statement claimed the nonce: claim it
+            # now, so that a signed request is accepted once whatever its fate (a replay
+            # of it is refused as one).
+            try:
+                app.extensions["clue_nonces"].claim(owed.key_id, owed.nonce, owed.created)
+            except ClueError as refused:
+                response = problem_response(refused, refused.headers)
+        path = req.path
+        if path.startswith("/v1/") or path == "/v1":
             # A refused request has no verified nonce; echo the one it claims.
-            nonce = g.get("nonce") or protocol.read_nonce(request.headers)
-            auth.sign_response(response, request, app.extensions["clue_keys"], nonce)
+            nonce = g.get("nonce") or protocol.read_nonce(req.headers)
+            auth.sign_response(response, req, app.extensions["clue_keys"], nonce)
         if response.status_code < 500:
             outages.succeeded()
         return response

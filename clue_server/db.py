@@ -129,6 +129,19 @@ def init_app(app: Flask, url: str) -> None:
             session.close()
 
 
+def dispose(app: Flask) -> None:
+    """Close everything the app holds open: its engines (the main one and the hot path's),
+    this thread's hot-path connection, its Redis client."""
+    extensions = app.extensions
+    if "clue_hot" in extensions:
+        extensions["clue_hot"].close()
+    for name in ("clue_fast_engine", "clue_engine"):
+        if name in extensions:
+            extensions[name].dispose()
+    if extensions.get("clue_redis") is not None:
+        extensions["clue_redis"].close()
+
+
 def get_session() -> Session:
     """The request's session (created on first use)."""
     if "db_session" not in g:

@@ -1,10 +1,12 @@
 """The look-up path's database statements, on the driver's own connection.
 
-A look-up is three statements: claim the nonce, match, count. Through SQLAlchemy each
-costs tens of microseconds of Python around the driver call (compiled-cache lookup,
-execution context, result wrapping); here they are fixed SQL texts run on the DB-API
-connection (psycopg 3, prepared on the server; sqlite3, cached statements), one pooled
-connection per request. Everything else in the server keeps SQLAlchemy.
+A look-up is two statements: match, then claim the nonce and count against the quota
+in one. (Other signed requests claim their nonce in a statement of its own.) Through
+SQLAlchemy each statement costs tens of microseconds of Python around the driver call
+(compiled-cache lookup, execution context, result wrapping); here they are fixed SQL
+texts run on a DB-API connection (psycopg 3, prepared on the server; sqlite3, cached
+statements) that each worker thread keeps, with one cursor reused. Everything else in
+the server keeps SQLAlchemy.
 
 On PostgreSQL the connection is in autocommit mode with ``synchronous_commit = off``: a
 nonce claim and a look-up count each commit as one statement without waiting for the
@@ -16,10 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from flask import g
 from sqlalchemy import Engine, event
 
 from clue_server.quotas.counters import limit_sql
@@ -39,6 +41,7 @@ def _pg(sql: str) -> str:
 class HotPath:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._local = threading.local()
         self.postgres = engine.dialect.name == "postgresql"
         lookups_limit = limit_sql("lookups", engine.dialect.name)
         quota_upsert = (
@@ -60,6 +63,26 @@ class HotPath:
             typed = (quota_upsert.replace(":day", "CAST(:day AS date)")
                      .replace(":member_id", "CAST(:member_id AS varchar)")
                      .replace(":n", "CAST(:n AS bigint)"))
+            usage = (
+                "u AS (INSERT INTO daily_usage (day, member_id, id_type, lookups, hits, "
+                "registrations, quota_rejections) "
+                "SELECT CAST(:day AS date), CAST(:member_id AS varchar), v.t, v.l, v.h, 0, 0 "
+                "FROM unnest(CAST(:types AS varchar[]), CAST(:lookups AS integer[]), "
+                "CAST(:hits AS integer[])) AS v(t, l, h) WHERE EXISTS (SELECT 1 FROM q) "
+                "ON CONFLICT (day, member_id, id_type) DO UPDATE SET "
+                "lookups = daily_usage.lookups + excluded.lookups, "
+                "hits = daily_usage.hits + excluded.hits)")
+            # The nonce, the quota and the day's usage in one statement: one round trip,
+            # one commit. A replay (the nonce is there) counts nothing; a refusal for
+            # quota still records the nonce.
+            claimed = typed.replace(" WHERE CAST(:n AS bigint) <= ",
+                                    " WHERE EXISTS (SELECT 1 FROM n) AND CAST(:n AS bigint) <= ")
+            assert claimed != typed
+            self.claim_count_sql = _pg(
+                "WITH n AS (INSERT INTO seen_nonces (key, expires_at) VALUES "  # noqa: S608
+                "(CAST(:key AS varchar), CAST(:expires_at AS timestamptz)) "
+                f"ON CONFLICT DO NOTHING RETURNING 1), q AS ({claimed}), {usage} "
+                "SELECT EXISTS (SELECT 1 FROM n), (SELECT used FROM q)")
             # Quota and the day's usage in one statement: one round trip, one commit.
             self.count_sql = _pg(
                 f"WITH q AS ({typed}), "  # noqa: S608 - constants only
@@ -82,20 +105,43 @@ class HotPath:
                 "hits = daily_usage.hits + excluded.hits")
             self._match_sqlite: dict[tuple[int, int], str] = {}
 
-    # -- the request's connection ---------------------------------------------------------
+    # -- the thread's connection --------------------------------------------------------
 
     def connection(self) -> Any:
-        """This request's pooled DB-API connection (returned by ``release`` at teardown)."""
-        conn = g.get("clue_hot_connection")
+        """This thread's DB-API connection, checked out of the pool once and kept (a
+        check-out and check-in per request cost more than the statements' own Python)."""
+        conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = g.clue_hot_connection = self.engine.raw_connection()
+            conn = self._local.conn = self.engine.raw_connection()
         return conn
 
-    @staticmethod
-    def release(_exc: BaseException | None = None) -> None:
-        conn = g.pop("clue_hot_connection", None)
+    def release(self, exc: BaseException | None = None) -> None:
+        """At the end of a request: after a database error, give the connection back so
+        that the pool discards or checks it (a server that restarted kills them all)."""
+        if exc is not None and getattr(self._local, "conn", None) is not None:
+            self.discard()
+
+    def close(self) -> None:
+        """Give this thread's connection back (the app is going away: tests, shutdown)."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
         if conn is not None:
-            conn.close()  # back to the pool (a dead one is discarded there)
+            conn.close()
+
+    def discard(self) -> None:
+        conn, self._local.conn = self._local.conn, None
+        try:
+            conn.invalidate()
+        except Exception:  # noqa: S110 - already broken: nothing more to do
+            pass
+
+    def cursor(self) -> Any:
+        """The request connection's cursor, kept with the connection and reused (a new
+        psycopg cursor per statement costs about 20 us)."""
+        conn = self.connection()
+        cursor = conn.info.get("clue_cursor")
+        if cursor is None:
+            cursor = conn.info["clue_cursor"] = conn.cursor()
+        return cursor
 
     def epoch(self) -> int | None:
         """When this connection's database server started (PostgreSQL), else None."""
@@ -105,45 +151,35 @@ class HotPath:
     # -- statements -------------------------------------------------------------------------
 
     def claim_nonce(self, key: str, expires_at: dt.datetime) -> bool:
-        conn = self.connection()
-        cursor = conn.cursor()
-        try:
-            if self.postgres:
-                cursor.execute(self.nonce_sql, {"key": key, "expires_at": expires_at},
-                               prepare=True)
-                return cursor.fetchone() is not None
-            cursor.execute(self.nonce_sql, {"key": key, "expires_at": _sqlite_time(expires_at)})
+        cursor = self.cursor()
+        if self.postgres:
+            cursor.execute(self.nonce_sql, {"key": key, "expires_at": expires_at},
+                           prepare=True)
             return cursor.fetchone() is not None
-        finally:
-            cursor.close()
+        cursor.execute(self.nonce_sql, {"key": key, "expires_at": _sqlite_time(expires_at)})
+        return cursor.fetchone() is not None
 
     def sweep_nonces(self, now: dt.datetime) -> None:
-        cursor = self.connection().cursor()
-        try:
-            cursor.execute(self.sweep_sql, {"now": now if self.postgres else _sqlite_time(now)})
-        finally:
-            cursor.close()
+        self.cursor().execute(self.sweep_sql,
+                              {"now": now if self.postgres else _sqlite_time(now)})
 
     def match(self, exact: Sequence[bytes], folded: Sequence[bytes], now: dt.datetime
               ) -> list[tuple[Any, ...]]:
         """Live reports whose token hash is in ``exact`` or folded hash in ``folded``:
         ``(id, member_id, id_type, category, created_at, token_hash, folded_hash,
         disputed)``, ``created_at`` an aware UTC datetime."""
-        cursor = self.connection().cursor()
-        try:
-            if self.postgres:
-                params: dict[str, Any] = {"exact": list(exact), "now": now}
-                if folded:
-                    params["folded"] = list(folded)
-                cursor.execute(self.match_both if folded else self.match_exact, params,
-                               prepare=True)
-                return [tuple(row) for row in cursor.fetchall()]
-            sql = self._sqlite_match(len(exact), len(folded))
-            cursor.execute(sql, [*exact, *folded, _sqlite_time(now)])
-            return [(*row[:4], _from_sqlite_time(row[4]), *row[5:7], bool(row[7]))
-                    for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        cursor = self.cursor()
+        if self.postgres:
+            params: dict[str, Any] = {"exact": list(exact), "now": now}
+            if folded:
+                params["folded"] = list(folded)
+            cursor.execute(self.match_both if folded else self.match_exact, params,
+                           prepare=True)
+            return [tuple(row) for row in cursor.fetchall()]
+        sql = self._sqlite_match(len(exact), len(folded))
+        cursor.execute(sql, [*exact, *folded, _sqlite_time(now)])
+        return [(*row[:4], _from_sqlite_time(row[4]), *row[5:7], bool(row[7]))
+                for row in cursor.fetchall()]
 
     def _sqlite_match(self, n_exact: int, n_folded: int) -> str:
         sql = self._match_sqlite.get((n_exact, n_folded))
@@ -158,37 +194,48 @@ class HotPath:
         return sql
 
     def count_lookups(self, member_id: str, day: dt.date, lookups: dict[str, int],
-                      hits: dict[str, int]) -> int | None:
-        """Add the batch to the member's quota and the day's usage if it fits: the count
-        after it, or None (nothing changed) when it does not fit."""
+                      hits: dict[str, int], *, nonce_key: str | None = None,
+                      nonce_expires: dt.datetime | None = None) -> tuple[bool, int | None]:
+        """Claim the nonce (when given) and add the batch to the member's quota and the
+        day's usage if it fits. Returns (nonce claimed, count after the batch or None
+        when it does not fit); a nonce already seen changes nothing."""
         types = sorted(lookups)
         n = sum(lookups.values())
-        conn = self.connection()
-        cursor = conn.cursor()
+        cursor = self.cursor()
+        if self.postgres:
+            params: dict[str, Any] = {
+                "day": day, "member_id": member_id, "n": n, "types": types,
+                "lookups": [lookups[t] for t in types],
+                "hits": [hits.get(t, 0) for t in types]}
+            if nonce_key is None:
+                cursor.execute(self.count_sql, params, prepare=True)
+                row = cursor.fetchone()
+                return True, (int(row[0]) if row is not None else None)
+            params.update(key=nonce_key, expires_at=nonce_expires)
+            cursor.execute(self.claim_count_sql, params, prepare=True)
+            claimed, used = cursor.fetchone()
+            return bool(claimed), (int(used) if used is not None else None)
+        cursor.execute("BEGIN IMMEDIATE")
         try:
-            if self.postgres:
-                cursor.execute(self.count_sql, {
-                    "day": day, "member_id": member_id, "n": n, "types": types,
-                    "lookups": [lookups[t] for t in types],
-                    "hits": [hits.get(t, 0) for t in types]}, prepare=True)
-                row = cursor.fetchone()
-                return int(row[0]) if row is not None else None
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                cursor.execute(self.quota_sql, {"day": day.isoformat(), "member_id": member_id,
-                                                "n": n})
-                row = cursor.fetchone()
-                if row is not None:
-                    cursor.executemany(self.usage_sql, [
-                        {"day": day.isoformat(), "member_id": member_id, "id_type": t,
-                         "lookups": lookups[t], "hits": hits.get(t, 0)} for t in types])
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-            return int(row[0]) if row is not None else None
-        finally:
-            cursor.close()
+            if nonce_key is not None:
+                assert nonce_expires is not None
+                cursor.execute(self.nonce_sql, {"key": nonce_key,
+                                                "expires_at": _sqlite_time(nonce_expires)})
+                if cursor.fetchone() is None:
+                    cursor.execute("ROLLBACK")
+                    return False, None
+            cursor.execute(self.quota_sql, {"day": day.isoformat(), "member_id": member_id,
+                                            "n": n})
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.executemany(self.usage_sql, [
+                    {"day": day.isoformat(), "member_id": member_id, "id_type": t,
+                     "lookups": lookups[t], "hits": hits.get(t, 0)} for t in types])
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        return True, (int(row[0]) if row is not None else None)
 
 
 def _sqlite_time(value: dt.datetime) -> str:

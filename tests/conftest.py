@@ -128,7 +128,7 @@ def app(database_url: str, server_keys_dir: Path) -> Iterator[Any]:
                               "redis_url": None})
     application.config["TESTING"] = True
     yield application
-    application.extensions["clue_engine"].dispose()
+    db.dispose(application)
 
 
 @pytest.fixture

@@ -50,11 +50,11 @@ class NonceStore(Protocol):
         ``StoreRestarted`` if the request predates what the store remembers."""
 
 
-def _replayed() -> ReplayedRequest:
+def replayed() -> ReplayedRequest:
     return ReplayedRequest("this request's nonce was already used; sign each request afresh")
 
 
-def _restarted(created: int, epoch: int) -> StoreRestarted:
+def restarted(created: int, epoch: int) -> StoreRestarted:
     return StoreRestarted(
         f"the replay store restarted at {epoch} (unix time), after this request was signed "
         f"({created}); sign it again and resend", retry_after=0)
@@ -73,6 +73,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
 return 0
 """
 EPOCH_KEY = "clue:nonce-epoch"
+REDIS_PREFIX = "clue:nonce:"
 
 
 class RedisNonceStore:
@@ -82,12 +83,12 @@ class RedisNonceStore:
 
     def claim(self, key_id: str, nonce: str, created: int) -> None:
         ttl = int(NONCE_TTL.total_seconds())
-        result = int(self._claim(keys=[f"clue:nonce:{key_id}:{nonce}", EPOCH_KEY],
+        result = int(self._claim(keys=[REDIS_PREFIX + nonce_key(key_id, nonce), EPOCH_KEY],
                                  args=[ttl, created, int(time.time())]))
         if result == 0:
-            raise _replayed()
+            raise replayed()
         if result < 0:
-            raise _restarted(created, -result)
+            raise restarted(created, -result)
 
 
 class DatabaseNonceStore:
@@ -102,17 +103,29 @@ class DatabaseNonceStore:
 
     def claim(self, key_id: str, nonce: str, created: int) -> None:
         now = utcnow()
+        self.check_epoch(created)
+        if not self.hot.claim_nonce(nonce_key(key_id, nonce), now + NONCE_TTL):
+            raise replayed()
+        self.sweep_now_and_then(now)
+
+    def check_epoch(self, created: int) -> None:
+        """Refuse a request signed before this store's memory began (see the module)."""
         epoch = self.hot.epoch() if self.hot.postgres else self._boot_epoch
         if epoch is not None and created < epoch:
-            raise _restarted(created, epoch)
-        if not self.hot.claim_nonce(f"{key_id}:{nonce}", now + NONCE_TTL):
-            raise _replayed()
+            raise restarted(created, epoch)
+
+    def sweep_now_and_then(self, now: dt.datetime) -> None:
         if time.monotonic() >= self._next_sweep and self._sweep_lock.acquire(False):
             try:
                 self._next_sweep = time.monotonic() + SWEEP_SECONDS
                 self.hot.sweep_nonces(now)
             finally:
                 self._sweep_lock.release()
+
+
+def nonce_key(key_id: str, nonce: str) -> str:
+    """How a claimed nonce is recorded (``seen_nonces.key``; Redis adds a prefix)."""
+    return f"{key_id}:{nonce}"
 
 
 def _boot_time() -> int:

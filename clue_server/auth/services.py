@@ -38,6 +38,7 @@ class Caller:
     member_id: str
     key_id: str
     nonce: str
+    created: int
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,16 @@ def read_body(request: Request, limit: int) -> bytes:
     cached: bytes | None = getattr(request, "_cached_data", None)
     if cached is not None:
         return cached
+    environ = request.environ
+    raw_length = environ.get("CONTENT_LENGTH")
+    if not raw_length and "HTTP_TRANSFER_ENCODING" not in environ \
+            and not environ.get("wsgi.input_terminated"):
+        return b""  # no body (a GET): nothing to read
     length = request.content_length
     if length is not None:
         if length > limit:
             raise PayloadTooLarge(f"the body exceeds {limit} bytes")
         return request.get_data(cache=True)
-    environ = request.environ
     if environ.get("wsgi.input_terminated") or "chunked" in environ.get(
             "HTTP_TRANSFER_ENCODING", "").lower():
         data: bytes = environ["wsgi.input"].read(limit + 1)
@@ -140,7 +145,10 @@ def read_body(request: Request, limit: int) -> bytes:
 
 
 def authenticate(request: Request, keys: KeyCache, nonces: NonceStore, *,
-                 max_body: int) -> Caller:
+                 max_body: int, claim_nonce: bool = True) -> Caller:
+    """The verified caller of a signed request. The nonce is claimed here unless
+    ``claim_nonce`` is False: a look-up claims it together with its count (the caller then
+    owes the claim, even when the request fails; see ``api``)."""
     body = read_body(request, max_body)
     fields = protocol.header_fields(request.headers)
     try:
@@ -168,8 +176,10 @@ def authenticate(request: Request, keys: KeyCache, nonces: NonceStore, *,
         raise MemberSuspended(f"member {entry.member_id} is {entry.member_status}; "
                               "ask the council")
     assert signed.nonce is not None and entry.member_id is not None
-    nonces.claim(key_id, signed.nonce, signed.created)
-    return Caller(member_id=entry.member_id, key_id=key_id, nonce=signed.nonce)
+    if claim_nonce:
+        nonces.claim(key_id, signed.nonce, signed.created)
+    return Caller(member_id=entry.member_id, key_id=key_id, nonce=signed.nonce,
+                  created=signed.created)
 
 
 def sign_response(response: Response, request: Request, server_keys: ServerKeys,

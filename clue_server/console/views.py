@@ -42,6 +42,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from werkzeug.exceptions import HTTPException
@@ -82,6 +83,7 @@ def init_app(app: Flask) -> None:
     else:  # a CLI app (load_keys=False) serves no console pages; any secret will do
         app.secret_key = secrets.token_bytes(32)
     secure = os.environ.get("CLUE_CONSOLE_INSECURE_COOKIES") != "1"
+    app.session_interface = _ConsoleSessions()
     app.config.update(
         SESSION_COOKIE_NAME="clue_console",
         SESSION_COOKIE_HTTPONLY=True,
@@ -107,6 +109,20 @@ def init_app(app: Flask) -> None:
             for name, value in SECURITY_HEADERS.items():
                 response.headers[name] = value
         return _relative_redirect(response)
+
+
+class _ConsoleSessions(SecureCookieSessionInterface):
+    """The console's cookie session, opened only for console pages: an API request (which
+    never carries it) does not pay for reading and verifying a cookie it has not got."""
+
+    def open_session(self, app: Flask, request: Any) -> SessionMixin | None:
+        if request.path.startswith("/v1/"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, self.null_session_class):
+            super().save_session(app, session, response)
 
 
 def _hops(value: str) -> int:

@@ -24,5 +24,7 @@ def lookup() -> dict[str, Any]:
     now = db.utcnow()
     results, hits = services.match(extensions["clue_hot"], g.caller.member_id, items,
                                    extensions["clue_keys"], now=now)
-    lookup_counter().count(g.caller.member_id, Counter(i.id_type for i in items), hits, now)
+    # The nonce is claimed in the counting statement (api.CLAIM_LATER).
+    lookup_counter().count(g.caller.member_id, Counter(i.id_type for i in items), hits, now,
+                           nonce=g.pop("nonce_owed"))
     return {"results": results}

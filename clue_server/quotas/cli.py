@@ -128,4 +128,4 @@ def _session() -> Iterator[Session]:
     except quotas.QuotaError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
-        app.extensions["clue_engine"].dispose()
+        db.dispose(app)

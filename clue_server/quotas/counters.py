@@ -34,16 +34,26 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, text
 
 from clue_server import metrics
+from clue_server.auth.nonces import (
+    EPOCH_KEY,
+    NONCE_TTL,
+    REDIS_PREFIX,
+    nonce_key,
+    replayed,
+    restarted,
+)
 from clue_server.db import iso_utc
 from clue_server.errors import QuotaExceeded
 from clue_server.quotas.settings import DEFAULT_DAILY_LOOKUPS, DEFAULT_DAILY_REGISTRATIONS
 
 if TYPE_CHECKING:
+    from clue_server.auth.nonces import DatabaseNonceStore
     from clue_server.hotpath import HotPath
 
 QUOTAS = ("lookups", "registrations")
@@ -199,11 +209,22 @@ def record_rejection(engine: Engine, member_id: str, items_by_type: Mapping[str,
                   {t: {"quota_rejections": n} for t, n in items_by_type.items()})
 
 
+@dataclass(frozen=True)
+class NonceClaim:
+    """A request nonce to claim together with the count (a look-up claims its nonce in
+    the counting statement: one round trip fewer)."""
+
+    key_id: str
+    nonce: str
+    created: int
+
+
 class LookupCounter(Protocol):
     def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
-              now: dt.datetime) -> None:
+              now: dt.datetime, nonce: NonceClaim | None = None) -> None:
         """Count a look-up batch or raise ``QuotaExceeded`` (then nothing is counted
-        but the rejection)."""
+        but the rejection). With ``nonce``, claim it in the same step first: a replay
+        raises ``ReplayedRequest`` and counts nothing."""
 
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         """Look-ups counted against the member's quota that day."""
@@ -213,14 +234,26 @@ class DatabaseLookupCounter:
     """``quota_usage`` and ``daily_usage`` in one statement on the request's hot-path
     connection; the rare refusal reads the counter and limit through SQLAlchemy."""
 
-    def __init__(self, hot: HotPath | None = None, engine: Engine | None = None) -> None:
+    def __init__(self, hot: HotPath | None = None, engine: Engine | None = None,
+                 nonces: DatabaseNonceStore | None = None) -> None:
         self.hot = hot
         self.engine = engine
+        self.nonces = nonces
 
     def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
-              now: dt.datetime) -> None:
+              now: dt.datetime, nonce: NonceClaim | None = None) -> None:
         assert self.hot is not None and self.engine is not None
-        used = self.hot.count_lookups(member_id, now.date(), dict(lookups), dict(hits))
+        if nonce is not None:
+            assert self.nonces is not None
+            self.nonces.check_epoch(nonce.created)
+            claimed, used = self.hot.count_lookups(
+                member_id, now.date(), dict(lookups), dict(hits),
+                nonce_key=nonce_key(nonce.key_id, nonce.nonce), nonce_expires=now + NONCE_TTL)
+            if not claimed:
+                raise replayed()
+            self.nonces.sweep_now_and_then(now)
+        else:
+            used = self.hot.count_lookups(member_id, now.date(), dict(lookups), dict(hits))[1]
         if used is None:
             n = sum(lookups.values())
             with self.engine.begin() as conn:
@@ -235,16 +268,27 @@ class DatabaseLookupCounter:
                                                         "quota": "lookups"}).scalar() or 0)
 
 
-# KEYS[1]: the member's counter for the day, KEYS[2]: the usage buffer.
-# ARGV: n, limit, expire-at, then (field, increment) pairs for the buffer.
-# Returns {1, used after} or {0, used before}.
+# KEYS[1]: the member's counter for the day, KEYS[2]: the usage buffer, and with a
+# nonce to claim first KEYS[3]: the nonce, KEYS[4]: the nonce store's epoch.
+# ARGV: n, limit, expire-at, nonce ttl, created, now, then (field, increment) pairs.
+# Returns {1, used after}, {0, used before} (refused), {-1, 0} (replayed) or
+# {-2, epoch} (signed before the nonce store's memory began; auth.nonces).
 _COUNT_LUA = """
+if #KEYS > 2 then
+  local epoch = redis.call('GET', KEYS[4])
+  if not epoch then
+    epoch = ARGV[6]
+    redis.call('SET', KEYS[4], epoch)
+  end
+  if tonumber(ARGV[5]) < tonumber(epoch) then return {-2, tonumber(epoch)} end
+  if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return {-1, 0} end
+end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
 local n = tonumber(ARGV[1])
 if used + n > tonumber(ARGV[2]) then return {0, used} end
 redis.call('INCRBY', KEYS[1], n)
 redis.call('EXPIREAT', KEYS[1], ARGV[3])
-for i = 4, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]) end
 return {1, used + n}
 """
 # KEYS[1]: buffer, KEYS[2]: batch being folded, KEYS[3]: its id. ARGV[1]: a new id.
@@ -283,7 +327,7 @@ class RedisLookupCounter:
                 f"{self.prefix}usage:folding-id"]
 
     def count(self, member_id: str, lookups: Mapping[str, int], hits: Mapping[str, int],
-              now: dt.datetime) -> None:
+              now: dt.datetime, nonce: NonceClaim | None = None) -> None:
         n = sum(lookups.values())
         day = now.date().isoformat()
         fields: list[Any] = []
@@ -293,8 +337,18 @@ class RedisLookupCounter:
                 fields += [f"{day}|{member_id}|{id_type}|hits", hits[id_type]]
         limit = self.limits(member_id)
         expire_at = int(next_midnight(now).timestamp()) + 3600
-        taken, used = self._count(keys=[self.key(member_id, now.date()), self.buffer_keys[0]],
-                                  args=[n, limit, expire_at, *fields])
+        keys = [self.key(member_id, now.date()), self.buffer_keys[0]]
+        created = 0
+        if nonce is not None:
+            keys += [REDIS_PREFIX + nonce_key(nonce.key_id, nonce.nonce), EPOCH_KEY]
+            created = nonce.created
+        taken, used = self._count(keys=keys, args=[
+            n, limit, expire_at, int(NONCE_TTL.total_seconds()), created, int(time.time()),
+            *fields])
+        if taken == -1:
+            raise replayed()
+        if taken == -2:
+            raise restarted(created, int(used))
         if not taken:
             pipe = self.redis.pipeline(transaction=False)
             for id_type, count in lookups.items():

@@ -182,4 +182,5 @@ def init_app(app: Flask) -> None:
             redis_client, settings.quota_key_prefix, limits, app.extensions["clue_engine"])
     else:
         app.extensions["clue_lookup_counter"] = counters.DatabaseLookupCounter(
-            app.extensions["clue_hot"], app.extensions["clue_engine"])
+            app.extensions["clue_hot"], app.extensions["clue_engine"],
+            app.extensions["clue_nonces"])

@@ -190,4 +190,4 @@ def test_console_in_chromium(tmp_path: Path, sqlite_template: Path) -> None:
         assert admitted.status == "suspended"
         assert session.get(Report, "r_browser0").suspended_at is not None
         assert session.get(Dispute, seeded["dispute"]).status == "expired"
-    app.extensions["clue_engine"].dispose()
+    db.dispose(app)

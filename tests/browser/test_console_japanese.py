@@ -207,6 +207,6 @@ def test_the_japanese_console_at_two_widths(tmp_path: Path, sqlite_template: Pat
         finally:
             context.close()
             browser.close()
-    app.extensions["clue_engine"].dispose()
+    db.dispose(app)
     print(f"\nconsole screenshots: {SHOTS}")
     assert problems == []

@@ -124,7 +124,7 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, name: str, database_url: st
             yield Server(url=gunicorn.url, env=env, log=log,
                          keys=load_server_keys(keys_dir), app=app)
     finally:
-        app.extensions["clue_engine"].dispose()
+        db.dispose(app)
 
 
 @pytest.fixture(scope="package")

@@ -42,7 +42,7 @@ def app(database_url, server_keys_dir):
                               "redis_url": None, "audit_checkpoint_every": EVERY})
     application.config["TESTING"] = True
     yield application
-    application.extensions["clue_engine"].dispose()
+    db.dispose(application)
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def make_app(database_url: str, server_keys_dir: Path) -> Iterator[Callable[...,
 
     yield make
     for application in made:
-        application.extensions["clue_engine"].dispose()
+        db.dispose(application)
 
 
 def send(http: Any, creds: Creds, method: str, path: str, body: Any = None, *,

@@ -229,7 +229,7 @@ def test_a_miss_keeps_its_place_in_the_redis_quota(database_url: str, server_key
                       ).status_code == 400
         assert counter.used(None, member.member_id, today) == 2
     finally:
-        redis_app.extensions["clue_engine"].dispose()
+        db.dispose(redis_app)
 
 
 def test_disputing_only_your_own_reports_says_how_to_withdraw_them(cast: dict[str, Any],

@@ -254,8 +254,8 @@ def test_pepper_rotation(database_url, tmp_path):
     retired = CliRunner().invoke(cli.main, ["pepper", "retire", "1"], env=env)
     assert retired.exit_code == 0, retired.output
     assert load_server_keys(keys_dir).peppers.versions == (2,)
-    app.extensions["clue_engine"].dispose()
-    app2.extensions["clue_engine"].dispose()
+    db.dispose(app)
+    db.dispose(app2)
 
 
 def test_server_key_rotation(database_url, tmp_path):

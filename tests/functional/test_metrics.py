@@ -28,7 +28,7 @@ def app(database_url: str, server_keys_dir: Path) -> Iterator[Any]:
     application.config["TESTING"] = True
     application.secret_key = "test-only-secret"
     yield application
-    application.extensions["clue_engine"].dispose()
+    db.dispose(application)
 
 
 def scrape(http: Any) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -110,7 +110,7 @@ def test_without_a_metrics_bind_only_staff_see_metrics(database_url, server_keys
     try:
         assert application.test_client().get("/metrics", base_url=METRICS_BASE).status_code == 404
     finally:
-        application.extensions["clue_engine"].dispose()
+        db.dispose(application)
 
 
 class _Socket:

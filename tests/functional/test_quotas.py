@@ -50,7 +50,7 @@ def redis_app(database_url: str, server_keys_dir: Path, redis_url: str) -> Itera
     application = make_redis_app(database_url, server_keys_dir, redis_url,
                                  f"clue-test:{secrets.token_hex(6)}:")
     yield application
-    application.extensions["clue_engine"].dispose()
+    db.dispose(application)
 
 
 def make_redis_app(database_url: str, keys_dir: Path, redis_url: str, prefix: str) -> Any:
@@ -165,7 +165,7 @@ def test_database_counters_are_shared_by_two_app_instances(app, http, database_u
                       _lookup_body(1)).status_code == 200
         assert signed(http, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
     finally:
-        second.extensions["clue_engine"].dispose()
+        db.dispose(second)
 
 
 def test_concurrent_lookups_never_exceed_the_quota(app, make_member):
@@ -237,7 +237,7 @@ def test_redis_counters_are_shared_by_two_app_instances(redis_app, database_url,
             row = session.get(DailyUsage, (today, member.member_id, "phone"))
             assert (row.lookups, row.registrations, row.quota_rejections) == (4, 1, 3)
     finally:
-        second.extensions["clue_engine"].dispose()
+        db.dispose(second)
 
 
 def test_a_fold_interrupted_after_its_commit_is_not_counted_twice(redis_app, make_member):

@@ -322,7 +322,7 @@ def test_quota_set_below_todays_use_warns(cli_env, public_key_file):
                                lookups=50, hits=0, registrations=0, quota_rejections=0))
         session.add(QuotaUsage(day=db.utcnow().date(), member_id=member_id, quota="lookups",
                                used=50))
-    app.extensions["clue_engine"].dispose()
+    db.dispose(app)
     result = _run(cli_env, "quota", "set", member_id, "--lookups", "20")
     assert result.exit_code == 0
     assert "warning: 50 lookups were already made today, more than the new limit of 20" \
