@@ -609,7 +609,8 @@ def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
     if not any(given.values()):
         raise click.UsageError("give at least one identifier, e.g. --phone 090-1234-5678")
     with _errors():
-        results = _client(ctx).lookup(**given)
+        asked = [(t, v) for t, v in given.items() if v is not None]
+        results = {r.id_type: r for r in _client(ctx).lookup_many(asked)}
     if as_json:
         click.echo(json.dumps({t: {"matched": r.matched, "match": r.match,
                                    "categories": list(r.categories), "reporters": r.reporters,
@@ -661,7 +662,7 @@ def dispute_open(ctx: click.Context, phone: str | None, email: str | None, id_ty
         raise click.UsageError("give exactly one identifier: --phone, --email or --type T VALUE")
     with _errors():
         try:
-            filed = _client(ctx).open_dispute(given[0][0], given[0][1], reason)
+            filed = _client(ctx).open_dispute(given[0][0], given[0][1], reason).to_json()
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"dispute {filed['id']} {filed['status']}: routed to {filed['reports']} "
@@ -676,7 +677,7 @@ def dispute_open(ctx: click.Context, phone: str | None, email: str | None, id_ty
 def dispute_answer(ctx: click.Context, dispute_id: str, answer: str, reason: str) -> None:
     """Answer a dispute for all your reports in it; withdraw withdraws them."""
     with _errors():
-        result = _client(ctx).answer_dispute(dispute_id, answer, reason)
+        result = _client(ctx).answer_dispute(dispute_id, answer, reason).to_json()
     click.echo(f"dispute {result['id']}: {answer} for {len(result['reports'])} report(s); "
                f"dispute now {result['status']}")
 
@@ -689,7 +690,8 @@ def disputes(ctx: click.Context, outgoing: bool, as_json: bool) -> None:
     """List open disputes on your reports (or, with --outgoing, the ones you filed)."""
     with _errors():
         client = _client(ctx)
-        rows = client.outgoing_disputes() if outgoing else client.incoming_disputes()
+        rows = [row.to_json() for row in (client.outgoing_disputes() if outgoing
+                                          else client.incoming_disputes())]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

@@ -12,16 +12,12 @@ sent. One round trip per check.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from clue_client import canonical
-from clue_client.decisions.qrscan import read_qr
+from clue_client.decisions.qrscan import ScannedQr
 from clue_client.errors import InvalidIdentifier
-from clue_client.models import LookupResult, Report, ReportInput
+from clue_client.models import LookupResult, ReportInput
 from clue_client.qr import MpmError, parse_mpm, payees_of
-
-if TYPE_CHECKING:
-    from clue_client.client import ClueClient
 
 CATEGORY = "sticker_swap"
 JPQR_GUID = "jp.or.paymentsjapan"
@@ -34,7 +30,9 @@ class QrCheck:
     ``flags``: ``invalid_payload`` (see ``error_code``), ``not_static``, ``not_jpqr``,
     ``payee_reported`` (block the payment), ``store_swap_reported`` (ask the user to
     confirm the merchant name that *your own* merchant registry has for ``store_id``,
-    never the name printed in the code).
+    never the name printed in the code), ``unchecked`` (CLUE could not be asked in
+    time: ``degraded`` is set, ``error`` says why, and ``block`` follows the client's
+    fallback tier: only a fail-closed ``block`` fallback blocks).
     """
 
     flags: frozenset[str]
@@ -43,33 +41,50 @@ class QrCheck:
     store_id: str | None = None
     payees: tuple[LookupResult, ...] = ()
     store: LookupResult | None = None
+    degraded: bool = False
+    #: The fallback tier applied when ``degraded`` (the client's ``fallback``).
+    fallback: str | None = None
+    error: str | None = None
 
     @property
     def block(self) -> bool:
-        return "payee_reported" in self.flags or "invalid_payload" in self.flags
+        return ("payee_reported" in self.flags or "invalid_payload" in self.flags
+                or (self.degraded and self.fallback == "block"))
 
     @property
     def confirm_merchant(self) -> bool:
         return "store_swap_reported" in self.flags
 
 
-def check_static_qr(client: ClueClient, payload: str) -> QrCheck:
-    scan = read_qr(payload)
-    if "invalid_payload" in scan.flags:
-        return QrCheck(scan.flags, (f"not a valid merchant-presented code ({scan.error_code})",),
-                       error_code=scan.error_code)
+def invalid_check(scan: ScannedQr) -> QrCheck:
+    """An unparseable payload: blocked with no network call."""
+    return QrCheck(scan.flags, (f"not a valid merchant-presented code ({scan.error_code})",),
+                   error_code=scan.error_code)
+
+
+def qr_asks(scan: ScannedQr) -> list[tuple[str, str]]:
+    """The identifiers to look up for a scanned code: its payees, then its store."""
     asks = [("qr_payee", payee) for payee in scan.payees]
     if scan.store_id:
         asks.append(("jpqr_store", scan.store_id))
-    results = client.lookup_many(asks) if asks else []
-    payee_results = tuple(r for r in results if r.id_type == "qr_payee")
-    store = next((r for r in results if r.id_type == "jpqr_store"), None)
-    flags = set(scan.flags)
+    return asks
+
+
+def _local_reasons(flags: set[str]) -> list[str]:
     reasons = []
     if "not_static" in flags:
         reasons.append("dynamic code: not a printed static sticker")
     if "not_jpqr" in flags:
         reasons.append("no JPQR unified store ID in the code")
+    return reasons
+
+
+def qr_check(scan: ScannedQr, results: list[LookupResult]) -> QrCheck:
+    """The flags of a scanned code from CLUE's answers for :func:`qr_asks`."""
+    payee_results = tuple(r for r in results if r.id_type == "qr_payee")
+    store = next((r for r in results if r.id_type == "jpqr_store"), None)
+    flags = set(scan.flags)
+    reasons = _local_reasons(flags)
     for result in payee_results:
         if result.matched:
             flags.add("payee_reported")
@@ -84,10 +99,19 @@ def check_static_qr(client: ClueClient, payload: str) -> QrCheck:
                    payees=payee_results, store=store)
 
 
-def report_sticker_swap(client: ClueClient, forged_payload: str, *,
-                        genuine_store_id: str | None = None,
-                        note: str | None = None) -> list[Report]:
-    """Register the forged code's payee(s) and, when known, the genuine store.
+def unchecked(scan: ScannedQr, problem: str, fallback_tier: str) -> QrCheck:
+    """CLUE could not answer: the local flags, ``unchecked``, and the fallback tier."""
+    flags = set(scan.flags) | {"unchecked"}
+    reasons = _local_reasons(flags)
+    reasons.append(f"CLUE unavailable ({problem}): payee and store not checked; "
+                   f"fallback {fallback_tier}")
+    return QrCheck(frozenset(flags), tuple(reasons), store_id=scan.store_id, degraded=True,
+                   fallback=fallback_tier, error=problem)
+
+
+def swap_report_items(forged_payload: str, *, genuine_store_id: str | None = None,
+                      note: str | None = None) -> list[ReportInput]:
+    """What to register for a forged code: its payee(s) and, when known, the genuine store.
 
     The forged code must parse (its CRC and structure are what a scanner reads);
     ``genuine_store_id`` is the 29-digit unified store ID of the shop whose sticker was
@@ -113,4 +137,4 @@ def report_sticker_swap(client: ClueClient, forged_payload: str, *,
              for guid, account in accounts]
     if store is not None:
         items.append(ReportInput("jpqr_store", store, CATEGORY, note=note))
-    return client.register_many(items)
+    return items
