@@ -108,7 +108,9 @@ class AsyncTransport:
                 async with self.http.stream(out.method, out.url, content=out.body,
                                             headers=out.headers) as response:
                     body = bytearray()
-                    async for chunk in response.aiter_raw():
+                    # aiter_bytes, not aiter_raw: mock transports hand back read bodies.
+                    # (Accept-Encoding: identity, so nothing is decoded in between.)
+                    async for chunk in response.aiter_bytes():
                         body += chunk
                         if len(body) > MAX_ANSWER_BYTES:
                             raise TransportError(f"the answer from {where} exceeds "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import select
 import socket
 import threading
 import time
@@ -183,11 +184,10 @@ class FakeClue:
         return self.default
 
     def _serve(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(0.2)
         reader = conn.makefile("rb")
         try:
             while not self._stop.is_set():
-                request = _read_request(reader, number, self._stop)
+                request = _read_request(conn, reader, number, self._stop)
                 if request is None:
                     return
                 with self._lock:
@@ -251,16 +251,16 @@ def _response_bytes(status: int, headers: dict[str, str], body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def _read_request(reader: Any, number: int, stop: threading.Event) -> Request | None:
-    line = b""
-    while not stop.is_set():
-        try:
-            line = reader.readline(65536)
-            break
-        except TimeoutError:
-            continue
-        except OSError:
+def _read_request(sock: socket.socket, reader: Any, number: int,
+                  stop: threading.Event) -> Request | None:
+    """The next request on a kept-alive connection (None once the client hangs up)."""
+    while not _readable(sock):
+        if stop.is_set():
             return None
+    try:
+        line = reader.readline(65536)
+    except OSError:
+        return None
     if not line:
         return None
     method, target, _ = line.decode().split(" ", 2)
@@ -291,10 +291,17 @@ def _send(conn: socket.socket, reply: Reply, stop: threading.Event) -> bool:
         return False
 
 
+def _readable(sock: socket.socket, wait: float = 0.1) -> bool:
+    try:
+        return bool(select.select([sock], [], [], wait)[0])
+    except (OSError, ValueError):
+        return True  # closed: let the read find out
+
+
 def _still_open(conn: socket.socket) -> bool:
+    if not _readable(conn):
+        return True
     try:
         return conn.recv(1) != b""
-    except TimeoutError:
-        return True
     except OSError:
         return False
