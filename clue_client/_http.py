@@ -4,9 +4,14 @@ Internal: the sync client's default transport.
 
 Why not ``requests``: its timeouts apply to each socket read, so a server that trickles
 its answer one byte at a time holds a call (and the thread running it) for as long as
-it likes. Here every socket operation gets the time left until the call's deadline, so
-connecting, sending and reading the whole answer together end by the deadline. It is
-also several times cheaper per call. Responses are parsed by ``http.client``.
+it likes. Here every socket operation gets only the time left until the call's
+deadline, so connecting, sending and reading the whole answer end by the deadline.
+
+It is also several times cheaper per call: the SDK sends one kind of request and
+needs the status, the headers and the body bytes of the answer, so it writes the
+request itself and reads the answer with a small strict HTTP/1.1 reader (status line,
+header fields, ``Content-Length``, ``chunked``, or until close) instead of a general
+client. Anything it does not expect is a :class:`~clue_client.errors.TransportError`.
 
 Idle connections are kept (at most ``max_idle``) and reused, newest first; one that
 the server has closed meanwhile is noticed before use and dropped. Thread-safe.
@@ -14,14 +19,11 @@ the server has closed meanwhile is noticed before use and dropped. Thread-safe.
 
 from __future__ import annotations
 
-import http.client
-import io
 import select
 import socket
 import ssl
 import threading
 import time
-from typing import Any
 
 from clue_client._wire import MAX_ANSWER_BYTES, Answer, Deadline, Outgoing, as_transport_error
 from clue_client.errors import TransportError
@@ -30,40 +32,156 @@ from clue_client.errors import TransportError
 #: repeated (the server may be closing it at that very moment: gunicorn's keep-alive is 2 s).
 TRUSTED_IDLE = 1.0
 MAX_IDLE = 10
-_READ_BUFFER = 65536
+MAX_HEAD_BYTES = 64 * 1024
+_RECV = 65536
 
 
-class _DeadlineReached(socket.timeout):
+class ProtocolError(Exception):
+    """The answer is not HTTP/1.1 as this reader accepts it."""
+
+
+class _DeadlineReached(TimeoutError):
     pass
 
 
 class _Connection:
-    """One socket, and the deadline of the exchange currently using it."""
+    """One socket; reads and writes that never outlast ``deadline`` (monotonic)."""
 
-    __slots__ = ("deadline", "exchanges", "idle_since", "sock")
+    __slots__ = ("buffer", "deadline", "idle_since", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.deadline = 0.0
         self.idle_since = 0.0
-        self.exchanges = 0
+        self.buffer = bytearray()  # received, not yet consumed
 
-    def left(self) -> float:
+    def _left(self) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise _DeadlineReached("deadline reached")
         return left
 
-    def sendall(self, data: bytes) -> None:
-        self.sock.settimeout(self.left())  # sendall's timeout is for the whole send
+    def send(self, data: bytes) -> None:
+        self.sock.settimeout(self._left())  # sendall's timeout is for the whole send
         self.sock.sendall(data)
 
-    def makefile(self, mode: str) -> io.BufferedReader:
-        assert mode == "rb"
-        return io.BufferedReader(_Reader(self), _READ_BUFFER)
+    def _fill(self) -> bool:
+        """Receive more into the buffer; False at the end of the stream."""
+        self.sock.settimeout(self._left())
+        chunk = self.sock.recv(_RECV)
+        if not chunk:
+            return False
+        self.buffer += chunk
+        return True
+
+    def _line(self, limit: int) -> bytes:
+        while True:
+            end = self.buffer.find(b"\r\n")
+            if end >= 0:
+                line = bytes(self.buffer[:end])
+                del self.buffer[:end + 2]
+                return line
+            if len(self.buffer) > limit:
+                raise ProtocolError("line too long")
+            if not self._fill():
+                raise ProtocolError("connection closed mid-answer")
+
+    def _exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not self._fill():
+                raise ProtocolError("connection closed mid-answer")
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def read_answer(self, method: str) -> tuple[Answer, bool]:
+        """The next answer and whether the connection may carry another request."""
+        while True:
+            status, version, headers = self._head()
+            if status >= 200 or status == 101:
+                break  # 1xx (100 Continue, 103 Early Hints) are interim: read on
+        if status == 101:
+            raise ProtocolError("the server switched protocols")
+        connection = headers.get("connection", "").lower()
+        keep = (version == "HTTP/1.1" and "close" not in connection) or (
+            version == "HTTP/1.0" and "keep-alive" in connection)
+        if method == "HEAD" or status in (204, 304):
+            return Answer(status, headers, b""), keep
+        encoding = headers.get("transfer-encoding")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise ProtocolError(f"unsupported Transfer-Encoding {encoding!r}")
+            return Answer(status, headers, self._chunked()), keep
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit() or len(length) > 12:
+                raise ProtocolError(f"bad Content-Length {length!r}")
+            size = int(length)
+            if size > MAX_ANSWER_BYTES:
+                raise ProtocolError(f"the answer exceeds {MAX_ANSWER_BYTES} bytes")
+            return Answer(status, headers, self._exactly(size)), keep
+        while len(self.buffer) <= MAX_ANSWER_BYTES and self._fill():
+            pass  # delimited by the end of the connection
+        if len(self.buffer) > MAX_ANSWER_BYTES:
+            raise ProtocolError(f"the answer exceeds {MAX_ANSWER_BYTES} bytes")
+        body = bytes(self.buffer)
+        self.buffer.clear()
+        return Answer(status, headers, body), False
+
+    def _head(self) -> tuple[int, str, dict[str, str]]:
+        while b"\r\n\r\n" not in self.buffer:
+            if len(self.buffer) > MAX_HEAD_BYTES:
+                raise ProtocolError("header section too long")
+            if not self._fill():
+                raise ProtocolError("connection closed before an answer"
+                                    if not self.buffer else "connection closed mid-answer")
+        end = self.buffer.index(b"\r\n\r\n")
+        if end > MAX_HEAD_BYTES:
+            raise ProtocolError("header section too long")
+        lines = bytes(self.buffer[:end]).decode("latin-1").split("\r\n")
+        del self.buffer[:end + 4]
+        version, _, rest = lines[0].partition(" ")
+        code = rest[:3]
+        if version not in ("HTTP/1.1", "HTTP/1.0") or not code.isdigit() or (
+                rest[3:4] not in ("", " ")):
+            raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:80]!r}")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon or not name or name != name.strip() or line[0] in " \t":
+                raise ProtocolError(f"malformed header line: {line[:80]!r}")
+            key = name.lower()
+            value = value.strip(" \t")
+            if key in ("content-length", "transfer-encoding") and key in headers:
+                if headers[key] != value:  # conflicting framing: request smuggling territory
+                    raise ProtocolError(f"conflicting {name} headers")
+            headers.setdefault(key, value)
+        if "transfer-encoding" in headers and "content-length" in headers:
+            del headers["content-length"]  # RFC 9112 §6.3: Transfer-Encoding wins
+        return int(code), version, headers
+
+    def _chunked(self) -> bytes:
+        body = bytearray()
+        while True:
+            size_text = self._line(1024).split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise ProtocolError(f"bad chunk size {size_text[:20]!r}") from None
+            if size == 0:
+                while self._line(MAX_HEAD_BYTES):  # trailer fields, then an empty line
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_ANSWER_BYTES:
+                raise ProtocolError(f"the answer exceeds {MAX_ANSWER_BYTES} bytes")
+            body += self._exactly(size)
+            if self._exactly(2) != b"\r\n":
+                raise ProtocolError("chunk not followed by CRLF")
 
     def dropped(self) -> bool:
         """Has the server closed this idle connection (or sent something unasked)?"""
+        if self.buffer:
+            return True
         try:
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
@@ -75,21 +193,6 @@ class _Connection:
             self.sock.close()
         except OSError:
             pass
-
-
-class _Reader(io.RawIOBase):
-    """Every read waits at most until the deadline: a trickle cannot stretch it."""
-
-    def __init__(self, connection: _Connection) -> None:
-        self.connection = connection
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        connection = self.connection
-        connection.sock.settimeout(connection.left())
-        return connection.sock.recv_into(buffer)
 
 
 class ConnectionPool:
@@ -116,18 +219,12 @@ class ConnectionPool:
         connection = self._checkout(deadline, trusted)
         connection.deadline = deadline.at
         try:
-            connection.sendall(_request_bytes(out))
-            response = http.client.HTTPResponse(connection)  # type: ignore[arg-type]
-            response.begin()
-            body = response.read(MAX_ANSWER_BYTES + 1)
-            if len(body) > MAX_ANSWER_BYTES:
-                raise ValueError(f"the answer exceeds {MAX_ANSWER_BYTES} bytes")
-            answer = Answer(response.status, _headers(response.getheaders()), body)
-            reusable = not response.will_close and response.isclosed()
+            connection.send(_request_bytes(out))
+            answer, reusable = connection.read_answer(out.method)
         except TimeoutError as exc:
             connection.close()
             raise deadline.exceeded(self.where) from exc
-        except (OSError, http.client.HTTPException, ValueError) as exc:
+        except (OSError, ProtocolError, ValueError) as exc:
             connection.close()
             if deadline.left() <= 0:
                 raise deadline.exceeded(self.where) from exc
@@ -135,8 +232,7 @@ class ConnectionPool:
         except BaseException:
             connection.close()
             raise
-        connection.exchanges += 1
-        if reusable:
+        if reusable and not connection.buffer:
             self._checkin(connection)
         else:
             connection.close()
@@ -195,15 +291,8 @@ class ConnectionPool:
 
 
 def _request_bytes(out: Outgoing) -> bytes:
-    lines = [f"{out.method} {out.target} HTTP/1.1"]
-    lines.extend(f"{name}: {value}" for name, value in out.headers.items())
+    head = f"{out.method} {out.target} HTTP/1.1\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in out.headers.items())
     if out.body or out.method in ("POST", "PUT", "PATCH"):
-        lines.append(f"Content-Length: {len(out.body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + out.body
-
-
-def _headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in pairs:
-        headers.setdefault(name.lower(), value)
-    return headers
+        head += f"Content-Length: {len(out.body)}\r\n"
+    return (head + "\r\n").encode("ascii") + out.body
