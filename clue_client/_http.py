@@ -14,16 +14,20 @@ header fields, ``Content-Length``, ``chunked``, or until close) instead of a gen
 client. Anything it does not expect is a :class:`~clue_client.errors.TransportError`.
 
 Idle connections are kept (at most ``max_idle``) and reused, newest first; one that
-the server has closed meanwhile is noticed before use and dropped. Thread-safe.
+the server has closed meanwhile is noticed before use and dropped. Thread-safe, and
+fork-safe: a child process (a gunicorn worker forked after the client was made) never
+uses its parent's connections.
 """
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import ssl
 import threading
 import time
+import weakref
 
 from clue_client._wire import MAX_ANSWER_BYTES, Answer, Deadline, Outgoing, as_transport_error
 from clue_client.errors import TransportError
@@ -212,6 +216,7 @@ class ConnectionPool:
         self._closed = False
         #: Connections opened so far (for tests and diagnostics).
         self.opened = 0
+        _pools.add(self)
 
     def send(self, out: Outgoing, deadline: Deadline, *, trusted: bool) -> Answer:
         """One exchange; ``trusted`` asks for a connection that cannot be stale (a fresh
@@ -249,6 +254,13 @@ class ConnectionPool:
     @property
     def idle(self) -> int:
         return len(self._idle)
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's sockets (and maybe its held lock) are not ours."""
+        self._lock = threading.Lock()
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()  # the child's copy of the descriptor; the parent's stays open
 
     def _checkout(self, deadline: Deadline, trusted: bool) -> _Connection:
         now = time.monotonic()
@@ -288,6 +300,18 @@ class ConnectionPool:
             raise as_transport_error(exc, self.where) from exc
         self.opened += 1
         return _Connection(sock)
+
+
+_pools: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_pools):
+        pool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _request_bytes(out: Outgoing) -> bytes:

@@ -402,8 +402,25 @@ def signing_rotate(ctx: click.Context) -> None:
 def ping(ctx: click.Context) -> None:
     """Check the connection and both signatures."""
     with _errors():
-        answer = _client(ctx).ping()
+        client = _client(ctx)
+        answer = client.ping()
     click.echo(f"ok: signed in as member {answer['member_id']}")
+    click.echo(_clock_line(client.clock_offset))
+
+
+def _clock_line(offset: float | None) -> str:
+    """The local clock against the server's (its Date header), and whether that is fine."""
+    if offset is None:
+        return "clock: the server sent no Date header; cannot compare clocks"
+    tolerance = protocol.MAX_CLOCK_SKEW
+    verdict = "ok" if abs(offset) <= tolerance / 2 else (
+        "synchronise this machine's clock (NTP) soon" if abs(offset) <= tolerance
+        else "requests will be refused: synchronise this machine's clock (NTP)")
+    if abs(offset) < 1.5:
+        return f"clock: in step with the server (within 1 s); {verdict}"
+    way = "behind" if offset > 0 else "ahead of"
+    return (f"clock: about {abs(offset):.0f} s {way} the server's (CLUE allows "
+            f"{tolerance} s); {verdict}")
 
 
 @main.command()

@@ -415,3 +415,56 @@ def test_check_static_qr_falls_back_within_its_deadline(fake, fallback, blocks):
     before = len(fake.requests)
     assert client.check_static_qr("not a code").block
     assert len(fake.requests) == before
+
+
+@pytest.mark.parametrize(("skew", "says"), [
+    (0, "clock: in step with the server (within 1 s); ok"),
+    (120, "clock: about 120 s behind the server's (CLUE allows 300 s); ok"),
+    (-200, "clock: about 200 s ahead of the server's (CLUE allows 300 s); synchronise"),
+])
+def test_clue_ping_reports_the_clock_offset(fake, monkeypatch, skew, says):
+    from click.testing import CliRunner
+
+    from clue_client import cli
+
+    fake.default = fake.signed(200, {"pong": True, "member_id": "m_1"}, skew=skew)
+    client = fake.client()
+    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    result = CliRunner().invoke(cli.main, ["ping"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "ok: signed in as member m_1"
+    assert lines[1].startswith(says), lines[1]
+
+
+def test_clue_ping_names_a_clock_beyond_the_tolerance(fake, monkeypatch):
+    from click.testing import CliRunner
+
+    from clue_client import cli
+
+    fake.default = fake.signed(200, {"pong": True, "member_id": "m_1"}, skew=500)
+    client = fake.client()
+    monkeypatch.setattr(cli, "_client", lambda ctx: client)
+    result = CliRunner().invoke(cli.main, ["ping"])
+    assert result.exit_code == 1
+    assert "about 500 s behind the server's" in result.output
+
+
+def test_a_forked_child_does_not_use_its_parents_connections(fake):
+    """A gunicorn worker forked after the client was made (preload_app) opens its own."""
+    import os
+
+    client = fake.client()
+    client.ping()
+    assert client._http.pool.idle == 1
+    pid = os.fork()
+    if pid == 0:  # the child: one call, then out without running the parent's cleanup
+        code = 1
+        try:
+            code = 0 if client.ping() == {"pong": True} else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    client.ping()  # the parent's own connection still works
+    assert [r.connection for r in fake.requests] == [0, 1, 0]
