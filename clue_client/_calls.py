@@ -150,26 +150,34 @@ def as_pairs(identifiers: Iterable[tuple[str, str] | dict[str, str]]) -> list[tu
 def lookup_many(tokens: Tokens, pairs: Sequence[tuple[str, str]]) -> Plan[list[LookupResult]]:
     """Each identifier asked under every network-key version; results in the order given."""
     versions = tokens.network_keys.versions
+    width = len(versions)
     items = [tokens._token_fields(t, v, version) for t, v in pairs for version in versions]
+    # With one network-key version (the usual case) each result carries its value as read.
+    values = [v for _, v in pairs] if width == 1 else None
     results: list[LookupResult] = []
-    per_request = MAX_BATCH // len(versions) * len(versions)
+    per_request = MAX_BATCH // width * width
     for start in range(0, len(items), per_request):
         chunk = items[start:start + per_request]
         data = yield Call("POST", "/lookups", {"items": chunk}, retry=True)
-        results.extend(lookup_results(chunk, data))
-    width = len(versions)
+        results.extend(lookup_results(
+            chunk, data, values[start:start + per_request] if values is not None else None))
+    if width == 1:
+        return results
     return [dataclasses.replace(merge(results[i * width:(i + 1) * width]), value=value)
             for i, (_, value) in enumerate(pairs)]
 
 
-def lookup_results(items: Sequence[dict[str, Any]], data: Any) -> list[LookupResult]:
+def lookup_results(items: Sequence[dict[str, Any]], data: Any,
+                   values: Sequence[str] | None = None) -> list[LookupResult]:
     """The answers to ``POST /lookups`` for ``items``, one per item, checked."""
     rows = _list(data, "results")
     if len(rows) != len(items):
         raise MalformedResponseError("the server answered a different number of results "
                                      "than identifiers asked")
-    return _parse("look-up result", lambda: [LookupResult.from_json(item["type"], row)
-                                             for item, row in zip(items, rows, strict=True)])
+    named = values if values is not None else [""] * len(items)
+    return _parse("look-up result", lambda: [
+        LookupResult.from_json(item["type"], row, value)
+        for item, row, value in zip(items, rows, named, strict=True)])
 
 
 def merge(group: Sequence[LookupResult]) -> LookupResult:

@@ -150,6 +150,8 @@ class Wire:
         #: Pinned server keys by key id: the current one and, during a rotation, the
         #: endorsed next one.
         self.server_keys = dict(server_keys)
+        self._only_key = (next(iter(self.server_keys.items()))
+                          if len(self.server_keys) == 1 else None)
         self.clock = clock
         #: The server's clock minus this machine's (seconds), from the last answer's Date.
         self.clock_offset: float | None = None
@@ -185,11 +187,15 @@ class Wire:
         """The verified JSON of a 2xx answer; a typed error for anything else."""
         offset = self._observe_clock(headers, out.signed_at)
         try:
-            server_key_id = protocol.read_key_id(headers)
-            public_key = self.server_keys.get(server_key_id)
-            if public_key is None:
-                raise protocol.SignatureError(f"signed by {server_key_id!r}, not a pinned "
-                                              "server key")
+            if self._only_key is not None:  # the usual case: verify_response checks keyid
+                server_key_id, public_key = self._only_key
+            else:  # a rotation: two pinned keys, find the one the answer names
+                server_key_id = protocol.read_key_id(headers)
+                found = self.server_keys.get(server_key_id)
+                if found is None:
+                    raise protocol.SignatureError(f"signed by {server_key_id!r}, not a pinned "
+                                                  "server key")
+                public_key = found
             protocol.verify_response(status, headers,  # type: ignore[arg-type]
                                      body, out.request, public_key=public_key,
                                      key_id=server_key_id, nonce=out.nonce)
