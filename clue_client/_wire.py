@@ -176,9 +176,11 @@ class Wire:
             headers["Content-Type"] = "application/json"
         message = protocol.Message(method=call.method, url=url, headers=headers).as_request()
         signed_at = self.clock()
+        # The default clock is protocol's own (tests fix protocol._now); another is used as is.
+        created = (None if self.clock is time.time
+                   else dt.datetime.fromtimestamp(signed_at, dt.UTC))
         nonce = protocol.sign_request(message, body, key_id=self.key_id,
-                                      private_key=self.signing_key,
-                                      created=dt.datetime.fromtimestamp(signed_at, dt.UTC))
+                                      private_key=self.signing_key, created=created)
         return Outgoing(call.method, url, target, headers, body, nonce, signed_at, message)
 
     # -- answers --------------------------------------------------------------------------
@@ -236,8 +238,12 @@ class Wire:
             return GatewayError(f"an unsigned {status} answered, not CLUE (a proxy or load "
                                 "balancer between here and CLUE could not reach it)", status)
         text = str(exc)
+        # protocol may say it itself (a ClockSkewError with the signer's offset: the server's)
+        said = getattr(exc, "offset", None)
+        if offset is None and isinstance(said, int | float):
+            offset = float(said)
         skewed = offset is not None and abs(offset) > protocol.MAX_CLOCK_SKEW
-        if "future" in text.lower() or skewed:
+        if "future" in text.lower() or skewed or said is not None:
             return ResponseClockSkewError(
                 f"refusing the server's answer ({status}): its signature is dated "
                 f"too far from this machine's clock; {_clock_advice(offset)}", offset)
@@ -270,9 +276,14 @@ def _problem(status: int, headers: Mapping[str, str], data: Any,
     problem = data if isinstance(data, dict) else {"detail": str(data)}
     if status == 401:
         detail = str(problem.get("detail", ""))
+        # The server may say how far ahead the request's signer (this machine) looked.
+        said = problem.get("clock_offset_seconds")
+        if offset is None and isinstance(said, int | float) and not isinstance(said, bool):
+            offset = -float(said)
         skewed = offset is not None and abs(offset) > protocol.MAX_CLOCK_SKEW
-        if skewed or (problem.get("type") == "urn:clue:problem:unauthenticated"
-                      and _TIME_REFUSAL.search(detail)):
+        if skewed or said is not None or (
+                problem.get("type") == "urn:clue:problem:unauthenticated"
+                and _TIME_REFUSAL.search(detail)):
             return RequestClockSkewError(status, problem, offset, _clock_advice(offset))
         return AuthenticationError(status, problem)
     if status == 403:
@@ -296,8 +307,8 @@ def _clock_advice(offset: float | None) -> str:
         return (f"this machine's clock may be off (CLUE allows {tolerance} s either way): "
                 "synchronise it (NTP)")
     way = "behind" if offset > 0 else "ahead of"
-    return (f"this machine's clock is about {abs(offset):.0f} s {way} the server's (from its "
-            f"Date header); CLUE allows {tolerance} s either way: synchronise it (NTP)")
+    return (f"this machine's clock is about {abs(offset):.0f} s {way} the server's; CLUE "
+            f"allows {tolerance} s either way: synchronise it (NTP)")
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -240,8 +240,8 @@ def _sign_at(key: Any, key_id: str, status: int, headers: dict[str, str], body: 
     signer = HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_OneKey(key))
     signer.sign(_ResponseView(status, headers, _RequestView(request)), key_id=key_id,
                 created=created, nonce=nonce, label=protocol.SIGNATURE_LABEL,
-                covered_component_ids=protocol.RESPONSE_COMPONENTS[:2]
-                + protocol.RESPONSE_COMPONENTS[3:], body=body)
+                covered_component_ids=("@status", "content-type", '"@method";req',
+                                       '"@target-uri";req'), body=body)  # + content-digest
 
 
 def _response_bytes(status: int, headers: dict[str, str], body: bytes) -> bytes:

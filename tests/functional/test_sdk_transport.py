@@ -386,10 +386,28 @@ def test_a_client_clock_far_behind_is_named_by_the_real_server(app, make_member,
                         server_public_key=server.public_key, server_key_id=server.signing_key_id,
                         network_keys=None, session=session, retries=0,
                         clock=lambda: time.time() - 400)
-    with pytest.raises(RequestClockSkewError, match="clock may be off") as caught:
+    with pytest.raises(RequestClockSkewError, match="clock") as caught:
         client.ping()
-    assert caught.value.offset is None
-    assert "400 s old" in caught.value.detail
+    assert "400 s" in caught.value.detail
+    assert caught.value.status == 401
+
+
+def test_the_servers_own_clock_offset_is_used_without_a_date_header(fake):
+    refusal = fake.signed(401, {"type": "urn:clue:problem:unauthenticated", "status": 401,
+                                "title": "Request signature rejected",
+                                "detail": "the signature is too old: created 412 s ago",
+                                "clock_offset_seconds": -412})
+
+    def without_date(request):
+        reply = refusal(request)
+        head, _, body = reply.data.partition(b"\r\n\r\n")
+        lines = [line for line in head.split(b"\r\n") if not line.startswith(b"Date:")]
+        return Reply(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+
+    fake.default = without_date
+    with pytest.raises(RequestClockSkewError, match="about 412 s behind the server's") as caught:
+        fake.client().ping()
+    assert caught.value.offset == 412
 
 
 # -- check_static_qr falls back like check_signup --------------------------------------------
