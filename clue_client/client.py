@@ -50,7 +50,7 @@ from clue_client.models import (
     Report,
     ReportInput,
 )
-from clue_client.protocol import b64url
+from clue_client.protocol import CATEGORIES, b64url
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from clue_client.decisions.service import DecisionService
     from clue_client.stickers import QrCheck
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_BATCH", "ClientBase", "ClientOptions", "ClueClient",
-           "ClueClientOptions"]
+__all__ = ["CATEGORIES", "DEFAULT_TIMEOUT", "MAX_BATCH", "ClientBase", "ClientOptions",
+           "ClueClient", "ClueClientOptions"]
 
 #: Seconds one call may take, all told (connecting, sending, retries and back-off,
 #: reading the whole answer): suited to a signup or payment path.
