@@ -15,6 +15,7 @@ The async client awaits the request under the same deadline instead.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import os
 import threading
@@ -245,6 +246,8 @@ class DecisionService:
         return Call("POST", "/lookups", {"items": items}), pending.deadline
 
     def _fetch(self, pending: _Pending) -> list[LookupResult]:
+        if inspect.iscoroutinefunction(self.client._http.request):
+            raise TypeError("an AsyncClueClient's checks are awaited: use check_async")
         call, deadline = self._call(pending)
         # The client's own signed transport (same keys, same connection pool), with the
         # check's deadline, which it enforces on every socket operation.
