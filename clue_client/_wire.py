@@ -252,13 +252,19 @@ class Wire:
     # -- retries --------------------------------------------------------------------------
 
     @staticmethod
-    def retry_delay(exc: ClueError, attempt: int, left: float) -> float | None:
+    def retry_delay(exc: ClueError, attempt: int, left: float, *,
+                    repeatable: bool) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up now.
 
-        Retried: no connection or a broken one, an unsigned 502/503/504 from a proxy, and
-        CLUE's own signed 502/503/504 (after its Retry-After, if that fits the deadline).
+        A ``repeatable`` call is retried on no connection or a broken one, an unsigned
+        502/503/504 from a proxy, and CLUE's own signed 502/503/504 (after its
+        Retry-After, if that fits the deadline). Any call is retried on CLUE's signed
+        503: the server says nothing was done (a database or Redis outage, or a replay
+        store that restarted after the request was signed).
         """
         if isinstance(exc, DeadlineExceeded):
+            return None
+        if not repeatable and not isinstance(exc, UnavailableError):
             return None
         if isinstance(exc, (TransportError, GatewayError)):
             delay = BACKOFF * 2 ** attempt

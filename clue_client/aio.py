@@ -82,7 +82,7 @@ class AsyncTransport:
 
     async def request(self, call: Call, deadline: Deadline) -> Any:
         """The verified JSON answer to ``call``, or the last error once no retry fits."""
-        attempts = 1 + (self.retries if call.retry else 0)
+        attempts = 1 + self.retries
         attempt = 0
         while True:
             if deadline.left() <= 0:
@@ -93,7 +93,8 @@ class AsyncTransport:
                 return self.wire.check(out, answer.status, answer.headers, answer.body)
             except ClueError as exc:
                 attempt += 1
-                delay = (self.wire.retry_delay(exc, attempt - 1, deadline.left())
+                delay = (self.wire.retry_delay(exc, attempt - 1, deadline.left(),
+                                               repeatable=call.retry)
                          if attempt < attempts else None)
                 if delay is None:
                     raise

@@ -486,3 +486,16 @@ def test_a_forked_child_does_not_use_its_parents_connections(fake):
     assert os.waitstatus_to_exitcode(status) == 0
     client.ping()  # the parent's own connection still works
     assert [r.connection for r in fake.requests] == [0, 1, 0]
+
+
+def test_a_signed_503_is_retried_even_for_a_call_that_is_not_repeatable(fake):
+    """CLUE's signed 503 says nothing was done: a withdrawal may be sent again (signed
+    afresh); an unsigned proxy 503 may hide a withdrawal that happened, so it is not."""
+    fake.script = [fake.problem(503, "urn:clue:problem:store-restarted",
+                                "the replay store restarted; sign again",
+                                headers={"Retry-After": "0"})]
+    fake.default = fake.signed(204, b"", content_type="application/json")
+    client = fake.client()
+    client.withdraw("r_0000000000000001")
+    assert [r.method for r in fake.requests] == ["DELETE", "DELETE"]
+    assert fake.requests[0].headers["signature"] != fake.requests[1].headers["signature"]
