@@ -25,7 +25,6 @@ from urllib.parse import quote
 import keys
 from clue_client import notes, stickers
 from clue_client._wire import Call
-from clue_client.decisions.qrscan import read_qr
 from clue_client.disputes import ANSWERS, check_reason
 from clue_client.errors import (
     ClueError,
@@ -251,6 +250,45 @@ def reports_page(tokens: Tokens, after: str | None,
     return page, following or None
 
 
+def find_reports(tokens: Tokens, pairs: Sequence[tuple[str, str]]
+                 ) -> Plan[list[tuple[list[Report], list[Report]]]]:
+    """This member's own reports for each identifier, ``(exact, folded)``, asked under
+    every network-key version held, tokens in the body of ``POST /reports/search``."""
+    versions = tokens.network_keys.versions
+    width = len(versions)
+    items = [tokens._token_fields(t, v, version) for t, v in pairs for version in versions]
+    rows: list[Any] = []
+    per_request = MAX_BATCH // width * width
+    for start in range(0, len(items), per_request):
+        chunk = items[start:start + per_request]
+        data = yield Call("POST", "/reports/search", {"items": chunk}, retry=True)
+        results = _list(data, "results")
+        if len(results) != len(chunk):
+            raise MalformedResponseError("the server answered a different number of results "
+                                         "than identifiers asked")
+        rows.extend(results)
+    found = []
+    for index in range(len(pairs)):
+        exact: dict[str, Report] = {}
+        folded: dict[str, Report] = {}
+        for row in rows[index * width:(index + 1) * width]:
+            if not isinstance(row, dict):
+                raise MalformedResponseError("a search result in the server's answer is not "
+                                             "an object")
+            exact.update((r.id, r) for r in (_report(tokens, d) for d in _list(row, "exact")))
+            folded.update((r.id, r) for r in (_report(tokens, d) for d in _list(row, "folded")))
+        # Only the folded form matched: listed apart, so a withdrawal by value never
+        # takes it by accident.
+        found.append(([exact[k] for k in sorted(exact)],
+                      [folded[k] for k in sorted(folded) if k not in exact]))
+    return found
+
+
+def limits() -> Plan[dict[str, Any]]:
+    data = yield Call("GET", "/limits", retry=True)
+    return _object(data, "limits")
+
+
 # -- disputes -----------------------------------------------------------------------------------
 
 
@@ -292,25 +330,6 @@ def answer_dispute(dispute_id: str, answer: str, reason: str) -> Plan[DisputeAns
 
 
 # -- static QR stickers ---------------------------------------------------------------------------
-
-
-def check_static_qr(tokens: Tokens, payload: str, *, fallback_tier: str,
-                    strict: bool) -> Plan[stickers.QrCheck]:
-    """Flags for a scanned code in one round trip; if CLUE cannot answer, the fallback
-    (``degraded``, blocking only under a fail-closed ``block`` fallback) unless strict."""
-    scan = read_qr(payload)
-    if "invalid_payload" in scan.flags:
-        return stickers.invalid_check(scan)
-    asks = stickers.qr_asks(scan)
-    try:
-        results = (yield from lookup_many(tokens, asks)) if asks else []
-    except (InvalidIdentifier, ConfigError):
-        raise
-    except ClueError as exc:
-        if strict:
-            raise
-        return stickers.unchecked(scan, f"{type(exc).__name__}: {exc}", fallback_tier)
-    return stickers.qr_check(scan, results)
 
 
 def report_sticker_swap(tokens: Tokens, forged_payload: str, genuine_store_id: str | None,

@@ -44,12 +44,12 @@ from clue_client.models import (
     Report,
     ReportInput,
 )
+from clue_client.stickers import QrCheck, qr_check
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from clue_client.decisions import Decision, Fallback, LookupCache, Policy
-    from clue_client.stickers import QrCheck
 
 __all__ = ["AsyncClueClient", "AsyncClueClientOptions"]
 
@@ -222,6 +222,17 @@ class AsyncClueClient(ClientBase):
             if not after:
                 return
 
+    async def find_reports(self, identifiers: Iterable[tuple[str, str]], *,
+                           timeout: float | None = None
+                           ) -> list[tuple[list[Report], list[Report]]]:
+        """This member's own reports for each ``(type, value)``: ``(exact, folded)``
+        (see :meth:`ClueClient.find_reports`)."""
+        return await self._run(_calls.find_reports(self, list(identifiers)), timeout)
+
+    async def limits(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """What the server accepts from this member (``GET /v1/limits``)."""
+        return await self._run(_calls.limits(), timeout)
+
     # -- disputes -------------------------------------------------------------------------------
 
     async def open_dispute(self, id_type: str, value: str, reason: str, *,
@@ -230,7 +241,8 @@ class AsyncClueClient(ClientBase):
         return await self._run(_calls.open_dispute(self, id_type, value, reason), timeout)
 
     async def incoming_disputes(self, *, timeout: float | None = None) -> list[IncomingDispute]:
-        """Open disputes routed to this member's reports (the filer is never named)."""
+        """Disputes routed to this member's reports (the filer is never named): open ones,
+        and expired ones that got a report of this member suspended."""
         return await self._run(_calls.incoming_disputes(), timeout)
 
     async def outgoing_disputes(self, *, timeout: float | None = None) -> list[OutgoingDispute]:
@@ -245,10 +257,8 @@ class AsyncClueClient(ClientBase):
     # -- static QR stickers -----------------------------------------------------------------------
 
     async def check_static_qr(self, payload: str, *, timeout: float | None = None) -> QrCheck:
-        """Flags for a scanned static QR code; degraded (not raised) if CLUE cannot answer."""
-        tier, strict = self._qr_fallback()
-        return await self._run(_calls.check_static_qr(self, payload, fallback_tier=tier,
-                                                      strict=strict), timeout)
+        """Check a scanned static QR code (see :meth:`ClueClient.check_static_qr`)."""
+        return qr_check(*await self.decisions.check_qr_async(payload, timeout=timeout))
 
     async def report_sticker_swap(self, forged_payload: str, genuine_store_id: str | None = None,
                                   note: str | None = None, *,

@@ -11,8 +11,8 @@ Bad input raises :class:`~clue_client.errors.InvalidIdentifier` and nothing else
 'j.doe+shop@googlemail.com'
 >>> email_folded("j.doe+shop@googlemail.com")
 'jdoe@gmail.com'
->>> canonicalize("ip", "2001:db8:1:2:3:4:5:6")
-'2001:db8:1:2::/64'
+>>> canonicalize("ip", "2606:4700:4700::1111")
+'2606:4700:4700::/64'
 >>> canonicalize("bank_account", "0001-001-1-123")
 '0001-001-1-0000123'
 """
@@ -22,7 +22,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import NoReturn
+from urllib.parse import quote, unquote
 
 import email_validator
 import phonenumbers
@@ -62,10 +64,14 @@ _BANK_SEPARATED = re.compile(rf"([0-9]{{4}}){_SEP}([0-9]{{3}}){_SEP}([0-9]){_SEP
 _BANK_COMPACT = re.compile(r"([0-9]{4})([0-9]{3})([0-9])([0-9]{7})")
 _BANK_ACCOUNT_TYPES = frozenset("124")  # 1 普通 ordinary, 2 当座 current, 4 貯蓄 savings
 _JPQR_STORE = re.compile(rf"([0-9]{{13}}){_SEP}?([0-9]{{4}}){_SEP}?([0-9]{{6}}){_SEP}?([0-9]{{6}})")
-# GUIDs (reverse domain names, AIDs, UUIDs in hex) are printable ASCII; no space and
-# no "|", which separates the GUID from the account. clue_client.qr percent-escapes
-# odd characters, so "%" must pass.
-_QR_GUID = re.compile(r"[!-{}~]+")
+# qr_payee: see qr_payee(). Printable ASCII other than % ; = | is written as itself;
+# everything else (those four, the space, non-ASCII) as %XX of its UTF-8 bytes.
+_QR_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%;=|")
+_QR_SUB_ID = re.compile(r"[0-9]{2}")
+_QR_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_QR_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_QR_JPQR_GUID = "jp.or.paymentsjapan"
+_QR_JPQR_PARTS = (("01", 13), ("02", 4), ("03", 6), ("04", 6))
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
@@ -116,21 +122,89 @@ def email_folded(canonical_email: str) -> str:
     return f"{local}@{domain}"
 
 
-def qr_payee(guid: str, account: str) -> str:
-    """Build the canonical ``guid|account`` payee of a merchant-presented QR code.
+def qr_payee(guid: str, sub_fields: Iterable[tuple[str, str]]) -> str:
+    """The canonical ``qr_payee`` of one merchant-account template (IDs 26-51) of a QR code.
 
-    ``guid`` is sub-ID 00 of the merchant-account template (IDs 26-51); ``account`` is
-    the rest of that template's data, exactly as found in the code.
+    This function is the one definition of the ``qr_payee`` canonical form: the SDK
+    builds every payee of a scanned code with it (:func:`clue_client.qr.payees_of`),
+    and ``canonicalize("qr_payee", text)`` reads the written form back into it.
+    ``guid`` is the template's sub-ID 00 and ``sub_fields`` its other data objects as
+    ``(sub_id, value)`` pairs, both exactly as found in the code. The result is
+    ``GUID|ACCOUNT``, printable ASCII:
 
-    >>> qr_payee("JP.OR.PAYMENTSJAPAN", "0113Store-Acct-01")
-    'jp.or.paymentsjapan|0113Store-Acct-01'
+    * every part is ``nfkc_strip``-ped first (NFKC, strip white space, NFKC);
+    * GUID: ASCII letters lower-cased (GUIDs are reverse domain names or AIDs, which
+      are case-insensitive), then percent-encoded as below; it MUST NOT be empty;
+    * ACCOUNT, for GUID ``jp.or.paymentsjapan`` whose sub-IDs 01-04 are 13, 4, 6 and 6
+      ASCII digits: the 29-digit unified store ID (01+02+03+04), whatever other
+      sub-fields the template holds;
+    * ACCOUNT otherwise: ``SUB_ID=VALUE`` for every sub-field, in ascending sub-ID
+      order, joined by ``;``; at least one; sub-IDs are two ASCII digits other than
+      ``00``, each at most once; a value may be empty;
+    * percent-encoding: printable ASCII (U+0021-U+007E) other than ``%``, ``;``, ``=``
+      and ``|`` stands for itself; every other character (those four, the space,
+      anything outside ASCII) is written ``%XX`` per UTF-8 byte, upper-case hex
+      (``;`` is ``%3B``, ``ア`` is ``%E3%82%A2``). Control characters are refused.
+
+    So two different templates never give the same string, the payload order of the
+    sub-fields does not matter, and the result is a fixed point of
+    ``canonicalize("qr_payee", ...)``.
+
+    >>> qr_payee("BR.GOV.BCB.PIX", [("01", "123e4567-e12b-12d1-a456-426655440000")])
+    'br.gov.bcb.pix|01=123e4567-e12b-12d1-a456-426655440000'
+    >>> qr_payee("com.example.pay", [("02", "a;b"), ("01", "ＭＥＲＣＨ 1")])
+    'com.example.pay|01=MERCH%201;02=a%3Bb'
+    >>> qr_payee("jp.or.paymentsjapan", [("01", "0000000000001"), ("02", "0001"),
+    ...                                  ("03", "000001"), ("04", "000001")])
+    'jp.or.paymentsjapan|00000000000010001000001000001'
+
+    Raises :class:`InvalidIdentifier` for anything else.
     """
-    for name, part in (("guid", guid), ("account", account)):
-        if not isinstance(part, str):
-            raise InvalidIdentifier("qr_payee", f"{name} must be a str, not {type(part).__name__}")
-        if len(part) > MAX_IDENTIFIER_LENGTH:
-            raise InvalidIdentifier("qr_payee", f"{name} too long")
-    return _qr_payee_parts(_nfkc_strip(guid), _nfkc_strip(account))
+    if not isinstance(guid, str):
+        raise InvalidIdentifier("qr_payee", f"guid must be a str, not {type(guid).__name__}")
+    if isinstance(sub_fields, str | bytes) or not isinstance(sub_fields, Iterable):
+        raise InvalidIdentifier(
+            "qr_payee", "sub_fields must be (sub_id, value) pairs; canonicalize('qr_payee', "
+            "'guid|account') reads the written form")
+    normal_guid = _qr_text(guid, "guid").translate(_QR_ASCII_LOWER)
+    if not normal_guid:
+        raise InvalidIdentifier("qr_payee", "guid and account must both be non-empty")
+    values: dict[str, str] = {}
+    for item in sub_fields:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise InvalidIdentifier("qr_payee", "sub_fields must be (sub_id, value) pairs")
+        sub_id, value = item
+        if not isinstance(sub_id, str) or not _QR_SUB_ID.fullmatch(sub_id) or sub_id == "00":
+            raise InvalidIdentifier("qr_payee", f"sub-ID {str(sub_id)[:8]!r} is not two "
+                                    "digits from 01 to 99")
+        if sub_id in values:
+            raise InvalidIdentifier("qr_payee", f"sub-ID {sub_id} appears twice")
+        values[sub_id] = _qr_text(value, f"sub-ID {sub_id}")
+    if not values:
+        raise InvalidIdentifier("qr_payee", "guid and account must both be non-empty")
+    if normal_guid == _QR_JPQR_GUID and all(
+            len(values.get(sub_id, "")) == digits and values[sub_id].isascii()
+            and values[sub_id].isdigit() for sub_id, digits in _QR_JPQR_PARTS):
+        account = "".join(values[sub_id] for sub_id, _ in _QR_JPQR_PARTS)
+    else:
+        account = ";".join(f"{sub_id}={_qr_escape(values[sub_id])}" for sub_id in sorted(values))
+    return f"{_qr_escape(normal_guid)}|{account}"
+
+
+def _qr_text(value: object, name: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidIdentifier("qr_payee", f"{name} must be a str, not {type(value).__name__}")
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidIdentifier("qr_payee", f"{name} too long")
+    text = _nfkc_strip(value)
+    if _has_control(text):
+        raise InvalidIdentifier("qr_payee", f"{name} contains control characters")
+    return text
+
+
+def _qr_escape(text: str) -> str:
+    # _qr_text refused lone surrogates (category Cs), so the UTF-8 encoding cannot fail.
+    return quote(text, safe=_QR_SAFE)
 
 
 def _nfkc_strip(text: str) -> str:
@@ -191,6 +265,50 @@ def _email_once(text: str) -> str:
     return f"{local}@{result.ascii_domain}"
 
 
+# Addresses that are never one subscriber's public address: reporting one would flag
+# everyone behind a NAT, on a LAN or using a protocol relay. From the IANA IPv4 and IPv6
+# special-purpose address registries (RFC 6890 and its updates), written out rather than
+# taken from ipaddress.is_global, whose answers changed between Python releases: every
+# member must refuse exactly the same addresses.
+_IPV4_REFUSED: tuple[tuple[ipaddress.IPv4Network, str], ...] = tuple(
+    (ipaddress.IPv4Network(net), what) for net, what in (
+        ("0.0.0.0/8", "a 'this network' address"),
+        ("10.0.0.0/8", "a private address, RFC 1918"),
+        ("100.64.0.0/10", "a carrier-grade NAT address, RFC 6598"),
+        ("127.0.0.0/8", "a loopback address"),
+        ("169.254.0.0/16", "a link-local address"),
+        ("172.16.0.0/12", "a private address, RFC 1918"),
+        ("192.0.0.0/24", "an IETF protocol assignment"),
+        ("192.0.2.0/24", "a documentation address, RFC 5737"),
+        ("192.88.99.0/24", "the retired 6to4 relay anycast prefix"),
+        ("192.168.0.0/16", "a private address, RFC 1918"),
+        ("198.18.0.0/15", "a benchmarking address, RFC 2544"),
+        ("198.51.100.0/24", "a documentation address, RFC 5737"),
+        ("203.0.113.0/24", "a documentation address, RFC 5737"),
+        ("224.0.0.0/4", "a multicast address"),
+        ("240.0.0.0/4", "a reserved or broadcast address"),
+    ))
+_IPV6_REFUSED: tuple[tuple[ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.IPv6Network(net), what) for net, what in (
+        ("::/128", "the unspecified address"),
+        ("::1/128", "the loopback address"),
+        # Where the IPv4 address sits in it is each network's choice: it cannot be mapped.
+        ("64:ff9b:1::/48", "a local-use NAT64 address, RFC 8215"),
+        ("::/8", "a reserved address (IPv4-compatible and other retired forms)"),
+        ("100::/64", "a discard-only address, RFC 6666"),
+        ("2001::/23", "an IETF protocol assignment"),
+        ("2001:db8::/32", "a documentation address, RFC 3849"),
+        ("3fff::/20", "a documentation address, RFC 9637"),
+        ("fc00::/7", "a unique local address, RFC 4193"),
+        ("fe80::/10", "a link-local address"),
+        ("fec0::/10", "a site-local address (retired)"),
+        ("ff00::/8", "a multicast address"),
+    ))
+_IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+_NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+_TEREDO = ipaddress.IPv6Network("2001::/32")
+
+
 def _ip(text: str, _region: str) -> str:
     # ipaddress accepts "%zone" suffixes; a zone is local to one host, never shareable.
     if "%" in text:
@@ -202,12 +320,58 @@ def _ip(text: str, _region: str) -> str:
     except ValueError as exc:
         raise InvalidIdentifier("ip", "not an IPv4 or IPv6 address") from exc
     if isinstance(address, ipaddress.IPv4Address):
-        return str(address)
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
+        return _global_ipv4(address)
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _global_ipv4(embedded)
+    _refuse_special_ipv6(address)
     # One subscriber usually owns a whole /64 and picks host bits at will, so the
     # prefix is the useful identifier.
     return str(ipaddress.IPv6Network((address, 64), strict=False))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when the whole address says it.
+
+    IPv4-mapped (``::ffff:a.b.c.d``); the NAT64 well-known prefix (``64:ff9b::a.b.c.d``,
+    RFC 6052: a translator shows an IPv4 client to an IPv6-only server this way); 6to4
+    (``2002:AABB:CCDD::/48``, RFC 3056: the site's own IPv4 address); Teredo (RFC 4380:
+    the client's public IPv4 address, de-obfuscated). Each becomes the IPv4 address, so
+    the same client gives the same token whichever way a member saw it.
+    """
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64_WELL_KNOWN:
+        return ipaddress.IPv4Address(address.packed[12:])
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def _global_ipv4(address: ipaddress.IPv4Address) -> str:
+    for network, what in _IPV4_REFUSED:
+        if address in network:
+            _refuse(str(network), what)
+    return str(address)
+
+
+def _refuse_special_ipv6(address: ipaddress.IPv6Address) -> None:
+    for network, what in _IPV6_REFUSED:
+        if address in network:
+            _refuse(str(network), what)
+    if address not in _IPV6_GLOBAL_UNICAST:
+        _refuse(f"outside {_IPV6_GLOBAL_UNICAST}", "an unassigned address")
+
+
+def _refuse(where: str, what: str) -> NoReturn:
+    # "what" may end in ", RFC n": it goes after the range, inside the parentheses.
+    kind, _, rfc = what.partition(", RFC ")
+    source = f"{where}, RFC {rfc}" if rfc else where
+    raise InvalidIdentifier(
+        "ip", f"{kind} ({source}) is not one subscriber's address, and reporting it would "
+              "flag everyone behind it; only globally routable addresses can be shared")
 
 
 def _ipv6_network(text: str) -> str:
@@ -220,6 +384,16 @@ def _ipv6_network(text: str) -> str:
         raise InvalidIdentifier("ip", reason) from exc
     if not isinstance(network, ipaddress.IPv6Network) or network.prefixlen != 64:
         raise InvalidIdentifier("ip", reason)
+    address = network.network_address
+    if address.sixtofour is not None:
+        # The site's IPv4 address is inside the /64; Teredo, NAT64 and IPv4-mapped
+        # addresses carry theirs in the host bits, which a /64 has dropped.
+        return _global_ipv4(address.sixtofour)
+    for embedding in (_TEREDO, _NAT64_WELL_KNOWN):
+        if address in embedding:
+            raise InvalidIdentifier("ip", f"a /64 in {embedding} has lost the IPv4 address "
+                                          "it stands for; give the whole address")
+    _refuse_special_ipv6(address)
     return str(network)
 
 
@@ -254,26 +428,40 @@ def _jpqr_store(text: str, _region: str) -> str:
 
 
 def _qr_payee(text: str, _region: str) -> str:
-    # The GUID never contains "|", so the first one separates it from the account data,
-    # which may itself contain "|".
+    # The written form: "GUID|ACCOUNT" as qr_payee() writes it, or the same with the
+    # escapes decoded and the sub-fields in any order. The canonical GUID never holds a
+    # "|", so the first one ends it.
     guid, bar, account = text.partition("|")
     if not bar:
         raise InvalidIdentifier("qr_payee", "expected guid|account")
-    return _qr_payee_parts(_nfkc_strip(guid), _nfkc_strip(account))
-
-
-def _qr_payee_parts(guid: str, account: str) -> str:
-    guid = guid.lower()
-    if not guid or not account:
+    guid = _qr_unescape(guid, "guid")
+    account = _nfkc_strip(account)
+    if not _nfkc_strip(guid) or not account:
         raise InvalidIdentifier("qr_payee", "guid and account must both be non-empty")
-    if not _QR_GUID.fullmatch(guid):
-        raise InvalidIdentifier(
-            "qr_payee",
-            "guid must be printable ASCII without spaces or '|' (e.g. jp.or.paymentsjapan)",
-        )
-    if _has_control(account):
-        raise InvalidIdentifier("qr_payee", "account contains control characters")
-    return f"{guid}|{account}"
+    store = _JPQR_STORE.fullmatch(account)
+    if store is not None and _nfkc_strip(guid).translate(_QR_ASCII_LOWER) == _QR_JPQR_GUID:
+        parts = [(sub_id, part) for (sub_id, _), part in zip(_QR_JPQR_PARTS, store.groups(),
+                                                              strict=True)]
+        return qr_payee(guid, parts)
+    sub_fields = []
+    for pair in account.split(";"):
+        sub_id, equals, value = pair.partition("=")
+        if not equals:
+            raise InvalidIdentifier(
+                "qr_payee", "account must be SUB_ID=VALUE pairs joined by ';' (write ';', '=' "
+                "and '|' inside a value as %3B, %3D, %7C), or a 29-digit JPQR store ID")
+        sub_fields.append((sub_id.strip(), _qr_unescape(value, f"sub-ID {sub_id.strip()}")))
+    return qr_payee(guid, sub_fields)
+
+
+def _qr_unescape(text: str, name: str) -> str:
+    if _QR_BAD_ESCAPE.search(text):
+        raise InvalidIdentifier("qr_payee", f"{name}: '%' must start a %XX escape (write "
+                                "'%' itself as %25)")
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise InvalidIdentifier("qr_payee", f"{name}: %XX escapes are not UTF-8") from exc
 
 
 _RULES: dict[str, Callable[[str, str], str]] = {

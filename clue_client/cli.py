@@ -12,17 +12,15 @@
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import json
 import os
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import click
 import requests
@@ -44,17 +42,19 @@ from clue_client.config import (
     SIGNING_KEY_FILE,
     SIGNING_PUBLIC_FILE,
     ClientConfig,
+    check_server_url,
     config_path,
     keys_dir_default,
 )
 from clue_client.errors import (
+    AuthenticationError,
     ClueError,
     ConfigError,
     InvalidIdentifier,
+    NotFoundError,
     ServerError,
-    ValidationError,
 )
-from clue_client.models import ReportInput
+from clue_client.models import Report
 from clue_client.protocol import CATEGORIES
 
 ID_TYPE = click.Choice(canonical.ID_TYPES)
@@ -94,9 +94,9 @@ def _client(ctx: click.Context) -> ClueClient:
         raise click.ClickException(str(exc)) from exc
 
 
-def _config(ctx: click.Context) -> tuple[ClientConfig, Path]:
+def _config(ctx: click.Context, *, check_url: bool = True) -> tuple[ClientConfig, Path]:
     try:
-        config = ClientConfig.load(ctx.obj)
+        config = ClientConfig.load(ctx.obj, check_url=check_url)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     keys_dir = config.resolve(Path(ctx.obj).parent, ".")
@@ -122,10 +122,40 @@ def _errors() -> Iterator[None]:
     """Turn SDK errors into one clear line and a non-zero exit."""
     try:
         yield
+    except AuthenticationError as exc:
+        if "unknown or revoked key" in exc.detail:
+            raise click.ClickException(_not_admitted(exc)) from exc
+        raise click.ClickException(f"{exc.status} {exc.title}: {exc.detail}") from exc
     except ServerError as exc:
         raise click.ClickException(f"{exc.status} {exc.title}: {exc.detail}") from exc
     except ClueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _not_admitted(exc: AuthenticationError) -> str:
+    """What to do when the server does not know this member's signing key."""
+    lines = [f"the server does not know this member's signing key ({exc.detail})."]
+    ctx = click.get_current_context(silent=True)
+    keys_dir = None
+    if ctx is not None and ctx.obj is not None:
+        try:
+            keys_dir = ClientConfig.load(Path(ctx.obj)).resolve(Path(ctx.obj).parent, ".")
+        except ConfigError:
+            keys_dir = None
+    shown = []
+    for label, name in (("signing key", SIGNING_PUBLIC_FILE), ("HPKE key", HPKE_PUBLIC_FILE)):
+        path = (keys_dir / name) if keys_dir is not None else Path(name)
+        try:
+            print_ = keys.fingerprint(keys.load_public_key(path))
+        except (OSError, keys.KeyFileError):
+            print_ = "fingerprint unknown"
+        shown.append(f"  {label + ':':<13}{path}  ({print_})")
+    lines += ["If the council has not admitted you yet, send it your public keys:", *shown,
+              "and it runs: clue-server member add \"<your name>\" --public-key "
+              f"{SIGNING_PUBLIC_FILE} --hpke-key {HPKE_PUBLIC_FILE}",
+              "If you were admitted before, the key may have been revoked or rotated: ask "
+              "the council."]
+    return "\n".join(lines)
 
 
 # -- keys ---------------------------------------------------------------------------
@@ -137,7 +167,8 @@ def keys_group() -> None:
 
 
 @keys_group.command("init")
-@click.option("--server", "server_url", required=True, help="CLUE server URL.")
+@click.option("--server", "server_url", required=True,
+              help="The CLUE server's base URL (http:// or https://, without /v1).")
 @click.option("--server-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The server's public key file from the council (recommended). Without it "
                    "the key is fetched from the server and its fingerprint shown to compare.")
@@ -149,18 +180,25 @@ def keys_group() -> None:
 @click.pass_context
 def keys_init(ctx: click.Context, server_url: str, server_key: Path | None,
               keys_dir: Path | None, seal: bool) -> None:
-    """Create this member's signing and HPKE keys and the local config."""
+    """Create this member's signing and HPKE keys and the local config.
+
+    The server URL and key are checked first: the URL must be http(s) (a trailing /v1 is
+    dropped), and the key must be the server's public signing key (compared with what
+    the server publishes when it answers). To change them later: `clue config set`.
+    """
     path: Path = ctx.obj
     keys_dir = (keys_dir or keys_dir_default()).absolute()
     signing_path = keys_dir / SIGNING_KEY_FILE
     if signing_path.exists():
-        raise click.ClickException(f"{signing_path} already exists; refusing to replace a key")
+        raise click.ClickException(
+            f"{signing_path} already exists; refusing to replace a key. To change the server "
+            "URL or key of this member use `clue config set server-url|server-key ...`; for "
+            "another member use another --keys-dir and CLUE_CONFIG")
+    server_url = _server_url(server_url)
     if server_key is not None:
-        server_public = keys.load_public_key(server_key)
+        server_public = _checked_server_key(server_url, server_key, keys_dir)
     else:
         server_public = _fetch_server_key(server_url)
-    if not isinstance(server_public, Ed25519PublicKey):
-        raise click.ClickException("the server key is not an Ed25519 public key")
     passphrase = _passphrase(new=True, ask=True) if seal else None
     signing = keys.generate_signing_key()
     keys.save_private_key(signing_path, signing, purpose="member-signing", passphrase=passphrase)
@@ -180,19 +218,189 @@ def keys_init(ctx: click.Context, server_url: str, server_key: Path | None,
     click.echo(f"key id:        {keys.key_id(signing.public_key())}")
     click.echo(f"server key:    {keys.fingerprint(server_public)}")
     click.echo(f"config:        {path}")
+    click.echo("next: the council admits you with both public keys:\n"
+               f"  clue-server member add \"<name>\" --public-key {keys_dir / SIGNING_PUBLIC_FILE}"
+               f" --hpke-key {keys_dir / HPKE_PUBLIC_FILE}")
 
 
-def _fetch_server_key(server_url: str) -> Any:
+def _server_url(url: str, param_hint: str = "--server") -> str:
+    """Check the server URL; drop a trailing /v1 (the client adds it) with a notice."""
+    text = url.strip().rstrip("/")
+    dropped = text.endswith("/v1")
     try:
-        answer = requests.get(server_url.rstrip("/") + "/v1/server-key", timeout=5)
+        fixed = check_server_url(text[:-3] if dropped else text)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from None
+    if dropped:
+        click.echo(f"note: using {fixed}, the server's base URL (the client adds /v1 itself)",
+                   err=True)
+    return fixed
+
+
+def _checked_server_key(server_url: str, path: Path, keys_dir: Path) -> Ed25519PublicKey:
+    """The server's public signing key from ``path``, refused unless it is one.
+
+    Refuses a private key, an HPKE key, garbage, and this member's own public keys; when
+    the server answers, the key must be the one it signs with (or its announced next).
+    """
+    try:
+        public = keys.load_public_key(path)
+    except keys.WrongKeyKind as exc:
+        raise click.BadParameter(f"{exc}. The council gives you the server's public key "
+                                 "(server-signing.pub).", param_hint="--server-key") from exc
+    except (OSError, keys.KeyFileError) as exc:
+        raise click.BadParameter(f"{path} is not a public key file (PEM): ask the council "
+                                 "for the server's public key, server-signing.pub",
+                                 param_hint="--server-key") from exc
+    if not isinstance(public, Ed25519PublicKey):
+        raise click.BadParameter(f"{path} is an HPKE (X25519) key, not the server's Ed25519 "
+                                 "signing key; ask the council for server-signing.pub",
+                                 param_hint="--server-key")
+    for own in (SIGNING_PUBLIC_FILE, HPKE_PUBLIC_FILE):
+        mine = keys_dir / own
+        if mine.exists() and _same_key(mine, public):
+            raise click.BadParameter(f"{path} is this member's own public key ({mine}), not "
+                                     "the server's; use the server-signing.pub the council "
+                                     "gave you", param_hint="--server-key")
+    published = _published_server_key(server_url)
+    if published is None:
+        return public
+    current, following = published
+    wanted = protocol.server_key_id(public)
+    if wanted == protocol.server_key_id(current):
+        return public
+    if following is not None and wanted == protocol.server_key_id(following):
+        raise click.BadParameter(
+            f"{path} is the server's announced NEXT key, not the one it signs with now "
+            f"({keys.fingerprint(current)}); ask the council for the current "
+            "server-signing.pub", param_hint="--server-key")
+    raise click.BadParameter(
+        f"{path} ({keys.fingerprint(public)}) is not the key the server at {server_url} "
+        f"signs with ({keys.fingerprint(current)}). Check the URL, and ask the council for "
+        "that server's server-signing.pub", param_hint="--server-key")
+
+
+def _same_key(path: Path, public: Ed25519PublicKey) -> bool:
+    try:
+        return keys.fingerprint(keys.load_public_key(path)) == keys.fingerprint(public)
+    except (OSError, keys.KeyFileError):
+        return False
+
+
+def _published_server_key(server_url: str
+                          ) -> tuple[Ed25519PublicKey, Ed25519PublicKey | None] | None:
+    """The keys the server publishes (current, next), or None if it cannot be reached.
+
+    A server that answers with something other than a CLUE server key (a wrong URL) is
+    an error; one that does not answer at all only gets a warning (it may not run yet).
+    """
+    try:
+        answer = requests.get(server_url + "/v1/server-key", timeout=5)
+    except requests.RequestException as exc:
+        click.echo(f"warning: cannot reach {server_url} to confirm the server key "
+                   f"({type(exc).__name__}); only checked that it is an Ed25519 public key. "
+                   "Run `clue ping` once the server is up.", err=True)
+        return None
+    try:
+        answer.raise_for_status()
+        data = answer.json()
+        current = keys.load_public_key_pem(data["public_key_pem"])
+        nxt = data.get("next")
+        following = keys.load_public_key_pem(nxt["public_key_pem"]) if nxt else None
+    except (requests.RequestException, ValueError, KeyError, TypeError,
+            keys.KeyFileError) as exc:
+        raise click.BadParameter(
+            f"{server_url} does not look like a CLUE server: GET /v1/server-key answered "
+            f"{answer.status_code} without a server key ({type(exc).__name__}). Check the URL "
+            "(the server's base URL, e.g. http://127.0.0.1:8080)",
+            param_hint="--server") from exc
+    if not isinstance(current, Ed25519PublicKey) or not (
+            following is None or isinstance(following, Ed25519PublicKey)):
+        raise click.BadParameter(f"{server_url} publishes a server key that is not Ed25519",
+                                 param_hint="--server")
+    return current, following
+
+
+def _fetch_server_key(server_url: str) -> Ed25519PublicKey:
+    try:
+        answer = requests.get(server_url + "/v1/server-key", timeout=5)
         answer.raise_for_status()
         public = keys.load_public_key_pem(answer.json()["public_key_pem"])
-    except (requests.RequestException, ValueError, KeyError, keys.KeyFileError) as exc:
+    except (requests.RequestException, ValueError, KeyError, TypeError,
+            keys.KeyFileError) as exc:
         raise click.ClickException(f"cannot fetch the server key from {server_url}: {exc}"
                                    ) from exc
+    if not isinstance(public, Ed25519PublicKey):
+        raise click.ClickException("the server key is not an Ed25519 public key")
     click.echo(f"fetched the server key; fingerprint {keys.fingerprint(public)}\n"
                "compare it with the one the council gave you before relying on it", err=True)
     return public
+
+
+# -- config ------------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Show or change this member's local configuration (server URL, server key)."""
+
+
+@config_group.command("show")
+@click.pass_context
+def config_show(ctx: click.Context) -> None:
+    """Print the config file's settings and the keys they point at."""
+    config, keys_dir = _config(ctx, check_url=False)
+    click.echo(f"config:        {Path(ctx.obj).absolute()}")
+    click.echo(f"server-url:    {config.server_url}")
+    click.echo(f"keys-dir:      {keys_dir}")
+    click.echo(f"server-key:    {config.server_key_id}  "
+               f"({_fingerprint_of(keys_dir / config.server_public_key)})")
+    try:
+        signing = keys.load_public_key(keys_dir / SIGNING_PUBLIC_FILE)
+        assert isinstance(signing, Ed25519PublicKey)
+        click.echo(f"signing key:   {keys.key_id(signing)}  ({keys.fingerprint(signing)})")
+    except (OSError, keys.KeyFileError, AssertionError):
+        click.echo(f"signing key:   {keys_dir / SIGNING_PUBLIC_FILE} missing")
+    click.echo(f"hpke key:      {_fingerprint_of(keys_dir / HPKE_PUBLIC_FILE)}")
+    click.echo(f"timeout:       {config.timeout:g} s")
+
+
+def _fingerprint_of(path: Path) -> str:
+    try:
+        return keys.fingerprint(keys.load_public_key(path))
+    except (OSError, keys.KeyFileError) as exc:
+        return f"unreadable: {exc}"
+
+
+@config_group.command("set")
+@click.argument("name", type=click.Choice(["server-url", "server-key", "timeout"]))
+@click.argument("value")
+@click.pass_context
+def config_set(ctx: click.Context, name: str, value: str) -> None:
+    """Change one setting: server-url URL, server-key FILE (checked as in `keys init`, then
+    pinned), or timeout SECONDS."""
+    config, keys_dir = _config(ctx, check_url=False)
+    if name == "server-url":
+        config = dataclasses.replace(config, server_url=_server_url(value, "VALUE"))
+    elif name == "server-key":
+        key_path = Path(value)
+        if not key_path.is_file():
+            raise click.BadParameter(f"no such file: {value}", param_hint="VALUE")
+        public = _checked_server_key(config.server_url, key_path, keys_dir)
+        keys.save_public_key(keys_dir / config.server_public_key, public, overwrite=True)
+        (keys_dir / NEXT_SERVER_KEY_FILE).unlink(missing_ok=True)
+        config = dataclasses.replace(config, server_key_id=protocol.server_key_id(public))
+    else:
+        try:
+            timeout = float(value)
+        except ValueError:
+            timeout = -1.0
+        if not 0 < timeout <= 300:
+            raise click.BadParameter("the timeout is a number of seconds from 0 to 300",
+                                     param_hint="VALUE")
+        config = dataclasses.replace(config, timeout=timeout)
+    config.save(Path(ctx.obj))
+    click.echo(f"{name} set; `clue config show` to review, `clue ping` to test")
 
 
 @keys_group.group("network")
@@ -447,168 +655,300 @@ def _run_key() -> str:
     return "clue-cli-" + secrets.token_hex(16)
 
 
-@dataclass
-class _Row:
-    line: int
-    item: ReportInput
+def _identifier_options(help_verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--phone``, ``--email``, ... ``--qr-payee``, each repeatable."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for id_type in reversed(canonical.ID_TYPES):
+            command = click.option(f"--{id_type.replace('_', '-')}", id_type, multiple=True,
+                                   metavar="VALUE",
+                                   help=f"{help_verb} by {id_type} (repeatable).")(command)
+        return command
+    return decorate
+
+
+def _given(given: dict[str, tuple[str, ...]]) -> list[tuple[str, str]]:
+    return [(id_type, value) for id_type in canonical.ID_TYPES
+            for value in given.get(id_type, ())]
 
 
 @main.command("import")
-@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--encoding", default="auto", show_default=True,
+              help="auto: UTF-8 (with or without BOM) or UTF-16 with BOM, else CP932 "
+                   "(Shift_JIS, as Excel in Japan saves). Or force utf-8, cp932 (shift_jis), "
+                   "utf-16.")
+@click.option("--delimiter", default="auto", show_default=True,
+              help="auto (from the header line), comma, tab or semicolon.")
+@click.option("--result", "result_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Per-row results: line, type, category, outcome, report_id, reason "
+                   "(default NAME.result.csv next to the input).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Rejected rows as they were, plus a reason column, to fix and import "
+                   "again (default NAME.rejected.csv next to the input).")
+@click.option("--ignore-unknown-columns", is_flag=True,
+              help="Import even if the header has columns CLUE does not know (they are "
+                   "ignored).")
+@click.option("--check", "check_only", is_flag=True,
+              help="Check every row (also against the server's limits) and write the result "
+                   "files, but register nothing.")
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=MAX_BATCH,
-              show_default=True)
-@click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the rejected rows (line, reason) to this CSV file.")
+              show_default=True, help="At most this many rows per request.")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar (default: when stderr is a terminal).")
 @click.pass_context
-def import_csv(ctx: click.Context, csv_file: TextIO, batch_size: int, errors_file: Path | None,
+def import_csv(ctx: click.Context, csv_file: Path, encoding: str, delimiter: str,
+               result_path: Path | None, rejected_path: Path | None,
+               ignore_unknown_columns: bool, check_only: bool, batch_size: int,
                progress: bool | None) -> None:
-    """Register identifiers from a CSV file with columns type,value,category[,expires_in_days].
+    """Register the identifiers in a CSV file (columns type, value, category and optionally
+    expires_in_days and note; English or Japanese names, see docs/csv-import.md).
 
-    Rows are checked here first; bad rows are reported by line number and skipped.
-    Re-running the same file registers nothing twice.
+    Every row is checked here first, against the server's limits too, so bad rows never
+    cost a round trip. Writes NAME.result.csv (which report each row became) and, for
+    rejected rows, NAME.rejected.csv to fix and import again. Re-running the same file
+    registers nothing twice.
     """
-    rows, errors = _read_rows(csv_file)
+    from clue_client.report_csv import CsvError, default_paths, read_report_csv
+
+    try:
+        table = read_report_csv(csv_file, encoding=encoding, delimiter=delimiter,
+                                ignore_unknown_columns=ignore_unknown_columns)
+    except CsvError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"reading {table.describe()}", err=True)
+    if not table.rows:
+        click.echo(f"{csv_file}: no rows to import (only a header)")
+        return
+    default_result, default_rejected = default_paths(csv_file)
+    result_path = result_path or default_result
+    rejected_path = rejected_path or default_rejected
+    for out in (result_path, rejected_path):
+        if out.absolute() == csv_file.absolute():
+            raise click.BadParameter(f"{out} is the input file", param_hint="--result/--rejected")
+        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+            raise click.ClickException(f"cannot write {out}: no such directory or not "
+                                       "writable; choose another path with --result/--rejected")
     client = _client(ctx)
-    created = existing = 0
-    show = sys.stderr.isatty() if progress is None else progress
+    _run_import(ctx, client, table, result_path, rejected_path, batch_size=batch_size,
+                progress=progress, check_only=check_only)
+
+
+def _run_import(ctx: click.Context, client: ClueClient, table: Any, result_path: Path,
+                rejected_path: Path, *, batch_size: int, progress: bool | None,
+                check_only: bool) -> None:
     from tqdm import tqdm
 
-    with tqdm(total=len(rows), unit="row", disable=not show, file=sys.stderr) as bar:
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            while batch:
-                try:
-                    reports = client.register_many([r.item for r in batch],
-                                                   idempotency_key=_run_key())
-                except ValidationError as exc:
-                    index = exc.problem.get("index")
-                    if not isinstance(index, int) or not 0 <= index < len(batch):
-                        raise click.ClickException(f"the server refused a batch: {exc}") from exc
-                    errors.append((batch[index].line, exc.detail))
-                    batch = batch[:index] + batch[index + 1:]
-                    bar.update(1)
-                    continue
-                except ClueError as exc:
-                    done = f"{created + existing} row(s) landed before this; " if start else ""
-                    raise click.ClickException(
-                        f"{exc} ({done}re-run the same command to continue: nothing is "
-                        "registered twice)") from exc
-                created += sum(1 for r in reports if r.created)
-                existing += sum(1 for r in reports if not r.created)
-                bar.update(len(batch))
-                break
-    errors.sort()
-    for line, reason in errors:
-        click.echo(f"line {line}: {reason}", err=True)
-    if errors_file is not None:
-        with errors_file.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(["line", "reason"])
-            writer.writerows(errors)
-    click.echo(f"{created} registered, {existing} already registered, {len(errors)} rejected")
-    if errors:
+    from clue_client.report_csv import Outcome, write_rejected, write_results
+    from clue_client.report_import import Importer, Limits, over_retention
+
+    with _errors():
+        try:
+            limits = Limits.from_json(client.limits())
+        except NotFoundError:
+            click.echo("note: the server does not publish its limits (GET /v1/limits); rows "
+                       "are checked against them as it answers", err=True)
+            limits = Limits()
+    rows = table.rows
+    if any(r.item is not None and r.item.note for r in rows) and client.notes_key is None:
+        raise click.ClickException("the file has notes, but this member has no notes key "
+                                   "(member-notes.key, made by `clue keys init`); nothing was "
+                                   "sent")
+    to_send = sum(1 for r in rows if r.item is not None and over_retention(r.item, limits) is None)
+    remaining = limits.registrations_remaining
+    if not check_only and remaining is not None and to_send > remaining:
+        click.echo(f"warning: {to_send:,} row(s) to send, and your daily registration quota "
+                   f"has {remaining:,} left (it resets at {limits.resets_at}); rows already "
+                   "registered do not count, the rest may be refused", err=True)
+    if check_only:
+        outcomes = []
+        for row in rows:
+            why = row.error if row.item is None else over_retention(row.item, limits)
+            outcomes.append(Outcome("rejected", reason=why) if why else Outcome("valid"))
+        stopped = None
+    else:
+        show = sys.stderr.isatty() if progress is None else progress
+        with tqdm(total=len(rows), unit="row", disable=not show, file=sys.stderr) as bar:
+            importer = Importer(client, limits, batch_size=batch_size, progress=bar.update)
+            outcomes, stopped = importer.run(rows)
+    rejected = [(row, o.reason or "") for row, o in zip(rows, outcomes, strict=True)
+                if o.outcome == "rejected"]
+    try:
+        write_results(result_path, table, outcomes)
+        if rejected:
+            write_rejected(rejected_path, table, rejected)
+        elif rejected_path.exists():
+            rejected_path.unlink()  # from an earlier run of this import: no longer true
+    except OSError as exc:
+        landed = sum(1 for o in outcomes if o.outcome in ("created", "existing"))
+        raise click.ClickException(
+            f"cannot write the result files ({exc.strerror or exc}: {exc.filename}); "
+            f"{landed:,} row(s) landed. Run the same import again with --result/--rejected "
+            "elsewhere: nothing is registered twice") from exc
+    counts = {name: sum(1 for o in outcomes if o.outcome == name)
+              for name in ("created", "existing", "rejected", "not_sent", "valid")}
+    if check_only:
+        click.echo(f"{counts['valid']:,} row(s) would be sent, {counts['rejected']:,} rejected"
+                   " (nothing was registered)")
+    else:
+        click.echo(f"{counts['created']:,} registered, {counts['existing']:,} already "
+                   f"registered, {counts['rejected']:,} rejected"
+                   + (f", {counts['not_sent']:,} not sent" if counts["not_sent"] else ""))
+    for row, reason in rejected[:_EXAMPLES]:
+        click.echo(f"  line {row.line}: {reason}", err=True)
+    if len(rejected) > _EXAMPLES:
+        click.echo(f"  ... and {len(rejected) - _EXAMPLES:,} more", err=True)
+    click.echo(f"results:  {result_path}")
+    if rejected:
+        click.echo(f"rejected: {rejected_path}  (the rows as they were, with a reason column: "
+                   "fix them there and import that file)")
+    if stopped:
+        click.echo(f"stopped: {stopped}", err=True)
+    if rejected or stopped:
         ctx.exit(1)
 
 
+_EXAMPLES = 5
+
+
 @main.command()
-@click.option("--from", "csv_file", required=True, type=click.File("r", encoding="utf-8-sig"),
-              help="The CSV of this member's active reports (type,value,category[,...]).")
-@click.option("--errors", "errors_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "csv_file", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The CSV of this member's active reports (as for `clue import`).")
+@click.option("--encoding", default="auto", show_default=True)
+@click.option("--delimiter", default="auto", show_default=True)
 @click.option("--progress/--no-progress", default=None)
 @click.pass_context
-def reregister(ctx: click.Context, csv_file: TextIO, errors_file: Path | None,
+def reregister(ctx: click.Context, csv_file: Path, encoding: str, delimiter: str,
                progress: bool | None) -> None:
     """Register reports again under the newest network-key version (after a rotation).
 
     The server cannot re-key tokens it cannot read, so the member re-sends its own
-    identifiers; once every member has, the council retires the old version.
+    identifiers; once every member has, the council retires the old version. Writes the
+    same result files as `clue import`.
     """
     version = _client(ctx).network_keys.current.version
     click.echo(f"re-registering under network key v{version}", err=True)
-    ctx.invoke(import_csv, csv_file=csv_file, batch_size=MAX_BATCH, errors_file=errors_file,
-               progress=progress)
-
-
-def _read_rows(csv_file: TextIO) -> tuple[list[_Row], list[tuple[int, str]]]:
-    reader = csv.DictReader(csv_file)
-    header = [h.strip() for h in reader.fieldnames or []]
-    required = {"type", "value", "category"}
-    if not required <= set(header):
-        raise click.ClickException(
-            f"the CSV header must have columns type,value,category[,expires_in_days]; "
-            f"found {','.join(header) or 'nothing'}")
-    unknown = set(header) - required - {"expires_in_days"}
-    if unknown:
-        raise click.ClickException(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
-    rows: list[_Row] = []
-    errors: list[tuple[int, str]] = []
-    try:
-        for record in reader:
-            line = reader.line_num
-            try:
-                rows.append(_Row(line, _row_item(record)))
-            except (InvalidIdentifier, ValueError) as exc:
-                errors.append((line, str(exc)))
-    except csv.Error as exc:
-        raise click.ClickException(f"line {reader.line_num}: unreadable CSV ({exc})") from exc
-    return rows, errors
-
-
-def _row_item(record: dict[str, Any]) -> ReportInput:
-    record = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v
-              for k, v in record.items()}
-    if None in record or any(isinstance(v, list) for v in record.values()):
-        raise ValueError("too many fields")
-    id_type, value, category = record["type"], record["value"], record["category"]
-    if id_type not in canonical.ID_TYPES:
-        raise ValueError(f"unknown type {id_type!r}; one of {', '.join(canonical.ID_TYPES)}")
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; one of {', '.join(CATEGORIES)}")
-    canonical.canonicalize(id_type, value)  # raises InvalidIdentifier with the reason
-    days_text = record.get("expires_in_days") or ""
-    days = None
-    if days_text:
-        if not days_text.isdigit() or int(days_text) < 1:
-            raise ValueError(f"expires_in_days must be a positive whole number, not {days_text!r}")
-        days = int(days_text)
-    return ReportInput(id_type, value, category, days)
+    ctx.invoke(import_csv, csv_file=csv_file, encoding=encoding, delimiter=delimiter,
+               result_path=None, rejected_path=None, ignore_unknown_columns=False,
+               check_only=False, batch_size=MAX_BATCH, progress=progress)
 
 
 @main.command()
-@click.argument("report_ids", nargs=-1, required=True)
+@click.argument("report_ids", nargs=-1)
+@_identifier_options("Withdraw your reports of an identifier,")
+@click.option("--category", type=CATEGORY, help="With an identifier: only this category.")
 @click.pass_context
-def withdraw(ctx: click.Context, report_ids: tuple[str, ...]) -> None:
-    """Withdraw one or more of this member's own reports."""
+def withdraw(ctx: click.Context, /, report_ids: tuple[str, ...], category: str | None,
+             **given: tuple[str, ...]) -> None:
+    """Withdraw this member's own reports: by id (r_...) or by identifier.
+
+    \b
+        clue withdraw r_018bcfe5680000a3f1c29e5b7d4e18
+        clue withdraw --phone 090-1234-5678 [--category card_theft]
+
+    By identifier, every report of yours with exactly that identifier (under any
+    network-key version) is withdrawn; it is tokenised here and only the token is sent.
+    """
+    pairs = _given(given)
+    if not report_ids and not pairs:
+        raise click.UsageError("give report ids (r_...) or an identifier, e.g. "
+                               "--phone 090-1234-5678")
+    if category is not None and not pairs:
+        raise click.UsageError("--category narrows a withdrawal by identifier")
     client = _client(ctx)
+    missing = []
     with _errors():
         for report_id in report_ids:
             client.withdraw(report_id)
             click.echo(f"{report_id} withdrawn")
+        for (id_type, value), (exact, folded) in zip(pairs, _find(client, pairs), strict=True):
+            chosen = [r for r in exact if category is None or r.category == category]
+            if not chosen:
+                missing.append(_not_found(id_type, value, category, exact, folded))
+                continue
+            for report in chosen:
+                client.withdraw(report.id)
+                click.echo(f"{report.id} withdrawn ({id_type} {value}, {report.category})")
+    for message in missing:
+        click.echo(message, err=True)
+    if missing:
+        ctx.exit(1)
+
+
+def _find(client: ClueClient, pairs: list[tuple[str, str]]) -> list[tuple[list[Report],
+                                                                          list[Report]]]:
+    if not pairs:
+        return []
+    try:
+        return client.find_reports(pairs)
+    except InvalidIdentifier as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _not_found(id_type: str, value: str, category: str | None, exact: list[Report],
+               folded: list[Report]) -> str:
+    where = f" in category {category}" if category else ""
+    message = f"no report of yours for {id_type} {value}{where}"
+    if exact:
+        message += f" (yours are in {', '.join(sorted({r.category for r in exact}))})"
+    if folded:
+        message += (f"; {len(folded)} of yours match only its folded form (+tag or gmail "
+                    f"dots): {', '.join(r.id for r in folded)}; withdraw those by id if meant")
+    return message
 
 
 @main.command()
+@_identifier_options("Find your reports")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def reports(ctx: click.Context, as_json: bool) -> None:
-    """List this member's own reports."""
+def reports(ctx: click.Context, /, as_json: bool, **given: tuple[str, ...]) -> None:
+    """List this member's own reports, or find those of identifiers (--phone ... ).
+
+    The identifiers are tokenised here; only tokens are sent.
+    """
+    pairs = _given(given)
+    client = _client(ctx)
+    found: list[tuple[tuple[str, str] | None, Report, str | None]]
     with _errors():
-        rows = list(_client(ctx).reports())
+        if pairs:
+            found = [(pair, r, match) for pair, (exact, folded) in zip(pairs, _find(client, pairs),
+                                                                      strict=True)
+                     for r, match in [*((r, "exact") for r in exact),
+                                      *((r, "folded") for r in folded)]]
+        else:
+            found = [(None, r, None) for r in client.reports()]
     if as_json:
-        click.echo(json.dumps([{"id": r.id, "type": r.id_type, "category": r.category,
-                                "key_version": r.key_version,
-                                "created_at": r.created_at.isoformat(),
-                                "expires_at": r.expires_at.isoformat(), "expired": r.expired,
-                                "note": r.note}
-                               for r in rows], indent=2))
+        click.echo(json.dumps([_report_json(r, pair, match) for pair, r, match in found],
+                              indent=2, ensure_ascii=False))
         return
     click.echo(f"{'ID':<42} {'TYPE':<13} {'CATEGORY':<23} {'CREATED':<11} EXPIRES")
-    for r in rows:
+    for pair, r, match in found:
+        found_by = ""
+        if pair is not None:
+            found_by = f"  for {pair[1]}" + (" (folded form only)" if match == "folded" else "")
         click.echo(f"{r.id:<42} {r.id_type:<13} {r.category:<23} {r.created_at:%Y-%m-%d}  "
                    f"{r.expires_at:%Y-%m-%d}{' (expired)' if r.expired else ''}"
-                   f"{'  note: ' + r.note if r.note else ''}")
-    click.echo(f"{len(rows)} report(s)")
+                   f"{f'  SUSPENDED {r.suspended_at:%Y-%m-%d}' if r.suspended_at else ''}"
+                   f"{found_by}{'  note: ' + r.note if r.note else ''}")
+    suspended = sum(1 for _, r, _ in found if r.suspended)
+    click.echo(f"{len(found)} report(s)" + (
+        f", {suspended} suspended by the council after a missed dispute deadline (they no "
+        "longer match; see `clue disputes`)" if suspended else ""))
+    if pairs and not found:
+        ctx.exit(1)
+
+
+def _report_json(r: Report, pair: tuple[str, str] | None, match: str | None
+                 ) -> dict[str, Any]:
+    data = {"id": r.id, "type": r.id_type, "category": r.category,
+            "key_version": r.key_version, "created_at": r.created_at.isoformat(),
+            "expires_at": r.expires_at.isoformat(), "expired": r.expired,
+            "suspended": r.suspended,
+            "suspended_at": r.suspended_at.isoformat() if r.suspended_at else None,
+            "note": r.note}
+    if pair is not None:
+        data.update({"value": pair[1], "match": match})
+    return data
 
 
 @main.command()
@@ -704,7 +1044,8 @@ def dispute_answer(ctx: click.Context, dispute_id: str, answer: str, reason: str
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def disputes(ctx: click.Context, outgoing: bool, as_json: bool) -> None:
-    """List open disputes on your reports (or, with --outgoing, the ones you filed)."""
+    """List open disputes on your reports, and expired ones that got a report of yours
+    suspended (or, with --outgoing, the ones you filed)."""
     with _errors():
         client = _client(ctx)
         rows = [row.to_json() for row in (client.outgoing_disputes() if outgoing
@@ -719,10 +1060,19 @@ def disputes(ctx: click.Context, outgoing: bool, as_json: bool) -> None:
                        f"{row['opened_at']}  withdrawn {counts['withdraw']}, upheld "
                        f"{counts['uphold']}, pending {counts['pending']}")
             continue
-        click.echo(f"{row['id']}  {row['type']:<12} deadline {row['deadline']}  "
-                   f"reason: {row['reason']}")
+        if row.get("status") == "expired":
+            click.echo(f"{row['id']}  {row['type']:<12} EXPIRED: the deadline "
+                       f"{row['deadline']} passed without your answer  reason: {row['reason']}")
+        else:
+            click.echo(f"{row['id']}  {row['type']:<12} deadline {row['deadline']}  "
+                       f"reason: {row['reason']}")
         for report in row["reports"]:
-            click.echo(f"    {report['id']}  {report['answer'] or 'not answered'}")
+            state = report["answer"] or "not answered"
+            if report.get("suspended_at"):
+                state += (f"; SUSPENDED by the council {report['suspended_at']} (no longer "
+                          f"matches): withdraw it (`clue withdraw {report['id']}`) or ask the "
+                          "council to review")
+            click.echo(f"    {report['id']}  {state}")
     click.echo(f"{len(rows)} dispute(s)")
 
 
@@ -774,10 +1124,27 @@ def explain(ctx: click.Context, /, qr_payload: str | None, amount_jpy: int | Non
         click.echo(render_decision(decision))
 
 
+_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif",
+                             ".tiff", ".heic", ".pdf"})
+
+
 def _payload(argument: str) -> str:
-    """A QR payload given as text, or read from an image file with zxing-cpp."""
+    """A QR payload given as text, or read from an image file with zxing-cpp.
+
+    An argument that names no file but looks like a path (an image suffix, a directory
+    separator) is a mistyped path, not a payload: "no such file", never "invalid payload".
+    An EMV payload starts with its format indicator ``000201``.
+    """
     path = Path(argument)
     if not path.is_file():
+        looks_like_path = (Path(argument.strip()).suffix.lower() in _IMAGE_SUFFIXES
+                           or os.sep in argument or "/" in argument
+                           or (os.altsep is not None and os.altsep in argument))
+        if path.is_dir():
+            raise click.ClickException(f"{argument}: a directory, not an image or a payload")
+        if looks_like_path and not argument.lstrip().startswith("000201"):
+            raise click.ClickException(f"{argument}: no such file (give an image of the QR "
+                                       "code, or its payload text)")
         return argument
     import zxingcpp  # imported here: only image arguments need it
     from PIL import Image, UnidentifiedImageError

@@ -51,13 +51,13 @@ from clue_client.models import (
     ReportInput,
 )
 from clue_client.protocol import CATEGORIES, b64url
+from clue_client.stickers import QrCheck, qr_check
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from clue_client.decisions import Decision, Fallback, LookupCache, Policy
     from clue_client.decisions.service import DecisionService
-    from clue_client.stickers import QrCheck
 
 __all__ = ["CATEGORIES", "DEFAULT_TIMEOUT", "MAX_BATCH", "ClientBase", "ClientOptions",
            "ClueClient", "ClueClientOptions"]
@@ -197,9 +197,6 @@ class ClientBase:
             fields["folded_token"] = tokens.encode_token(tokens.derive_token(key, id_type, folded))
         return fields
 
-    def _qr_fallback(self) -> tuple[str, bool]:
-        return self.decisions.fallback.tier, self.decisions.strict
-
 
 def _raw(public_key: Ed25519PublicKey | X25519PublicKey) -> str:
     return b64url(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
@@ -318,6 +315,22 @@ class ClueClient(ClientBase):
             if not after:
                 return
 
+    def find_reports(self, identifiers: Iterable[tuple[str, str]], *,
+                     timeout: float | None = None) -> list[tuple[list[Report], list[Report]]]:
+        """This member's own reports for each ``(type, value)``: ``(exact, folded)``.
+
+        Asked under every network-key version held (reports made under an older one
+        have its token), in the body of ``POST /v1/reports/search``, never in a URL.
+        ``folded`` (e-mail only) lists reports that match only the folded address.
+        Expired (not yet purged) and suspended reports are included.
+        """
+        return self._run(_calls.find_reports(self, list(identifiers)), timeout)
+
+    def limits(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """What the server accepts from this member (``GET /v1/limits``): batch and body
+        limits, the council's maximum retention per type, today's quotas and usage."""
+        return self._run(_calls.limits(), timeout)
+
     # -- disputes (see clue_client.disputes) ----------------------------------------------------
 
     def open_dispute(self, id_type: str, value: str, reason: str, *,
@@ -326,7 +339,8 @@ class ClueClient(ClientBase):
         return self._run(_calls.open_dispute(self, id_type, value, reason), timeout)
 
     def incoming_disputes(self, *, timeout: float | None = None) -> list[IncomingDispute]:
-        """Open disputes routed to this member's reports (the filer is never named)."""
+        """Disputes routed to this member's reports (the filer is never named): open ones,
+        and expired ones that got a report of this member suspended."""
         return self._run(_calls.incoming_disputes(), timeout)
 
     def outgoing_disputes(self, *, timeout: float | None = None) -> list[OutgoingDispute]:
@@ -341,15 +355,15 @@ class ClueClient(ClientBase):
     # -- static QR stickers -----------------------------------------------------------------------
 
     def check_static_qr(self, payload: str, *, timeout: float | None = None) -> QrCheck:
-        """Flags for a scanned static QR code, in one round trip (see clue_client.stickers).
+        """Check a scanned static QR code under the policy, in one round trip (see
+        clue_client.stickers): its tier, flags, warnings and CLUE's answers.
 
-        If CLUE cannot answer within the deadline the check comes back ``degraded`` with
-        the ``unchecked`` flag (blocking only under a fail-closed ``block`` fallback)
-        instead of raising, unless the client has ``strict=True``.
+        Like :meth:`check_signup`, it asks once, without retries, within the policy's
+        ``timeout_ms`` (or ``timeout`` seconds, if given), uses cached answers, and if
+        CLUE cannot answer it returns the fallback tier with ``degraded=True`` instead
+        of raising (unless the client has ``strict=True``).
         """
-        tier, strict = self._qr_fallback()
-        return self._run(_calls.check_static_qr(self, payload, fallback_tier=tier,
-                                                strict=strict), timeout)
+        return qr_check(*self.decisions.check_qr(payload, timeout=timeout))
 
     def report_sticker_swap(self, forged_payload: str, genuine_store_id: str | None = None,
                             note: str | None = None, *,

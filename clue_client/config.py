@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from clue_client.errors import ConfigError
 
@@ -30,6 +31,35 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     if explicit:
         return Path(explicit)
     return Path(os.environ.get("CLUE_CONFIG", DEFAULT_CONFIG))
+
+
+def check_server_url(url: str) -> str:
+    """The server's base URL as the client wants it: http(s), a host, no ``/v1``.
+
+    Returns it without a trailing ``/``; raises :class:`ConfigError` saying what to
+    write instead (the client adds ``/v1/...`` itself, so a URL ending in ``/v1``
+    would ask for ``/v1/v1/...`` and get "no such endpoint").
+    """
+    text = url.strip() if isinstance(url, str) else ""
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"server URL {url!r} is not a valid URL ({exc})") from None
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ConfigError(f"server URL {url!r} contains spaces or control characters")
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"server URL {url!r} must start with http:// or https:// and name "
+                          "a host, e.g. https://clue.example or http://127.0.0.1:8080")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"server URL {url!r} must not carry a query, fragment or "
+                          "credentials; give just the server's base URL")
+    base = text.split("?")[0].split("#")[0].rstrip("/")
+    if base.endswith("/v1"):
+        raise ConfigError(f"server URL {url!r} ends in /v1; give the server's base URL "
+                          f"without it ({base[:-3]}): the client adds /v1 itself")
+    return base
 
 
 def keys_dir_default() -> Path:
@@ -56,7 +86,8 @@ class ClientConfig:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> ClientConfig:
+    def load(cls, path: Path, *, check_url: bool = True) -> ClientConfig:
+        """Read the config; ``check_url=False`` lets `clue config` repair a bad URL."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -70,6 +101,13 @@ class ClientConfig:
         if unknown:
             raise ConfigError(f"{path}: unknown setting(s): {', '.join(unknown)}")
         try:
-            return cls(**data)
+            config = cls(**data)
         except TypeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+        try:
+            if check_url:
+                check_server_url(config.server_url)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}; fix it with `clue config set server-url URL`"
+                              ) from None
+        return config

@@ -3,8 +3,9 @@
 A custodian seals the key to each member's X25519 public key with HPKE
 (RFC 9180, through :mod:`keys`) and signs a statement binding the envelope to
 its version and recipient with its Ed25519 signing key. The server stores the
-envelope as opaque bytes; the recipient checks the custodian's signature, opens
-the envelope locally and saves ``network-v{N}.key``.
+envelope as opaque bytes, and only the version's custodian (the member whose
+upload created it) may upload envelopes for it; the recipient checks that the
+custodian signed it, opens the envelope locally and saves ``network-v{N}.key``.
 
 The HPKE associated data and the signed statement both name the version and the
 recipient, so an envelope cannot be replayed to another member or as another
@@ -80,25 +81,39 @@ class ShareResult:
     version: int
     shared_with: tuple[str, ...]
     skipped: tuple[str, ...]  # members without an HPKE key yet
+    #: Each recipient's HPKE key fingerprint, computed here from the key sealed to (not
+    #: taken from the server): compare them with the council's published member list.
+    fingerprints: tuple[tuple[str, str], ...] = ()
 
 
 def share(client: ClueClient, key: keys.SymmetricKey, custodian: Ed25519PrivateKey, *,
           own_member_id: str) -> ShareResult:
-    """Seal ``key`` to every admitted member with an HPKE key and upload the envelopes."""
+    """Seal ``key`` to every admitted member with an HPKE key and upload the envelopes.
+
+    The recipients and their HPKE keys are the server's word: the fingerprints in the
+    result are what a custodian checks against the council's published list, since a
+    key swapped in the directory would receive the network key.
+    """
     directory = client.network_directory()
-    envelopes, shared = [], []
+    envelopes, shared, fingerprints = [], [], []
     for recipient in directory["recipients"]:
         member_id = recipient["member_id"]
         if member_id == own_member_id:
             continue
         public = X25519PublicKey.from_public_bytes(unb64url(recipient["hpke_public_key"]))
+        fingerprint = keys.fingerprint(public)
+        if recipient.get("fingerprint") not in (None, fingerprint):
+            raise ShareError(f"the server's directory gives member {member_id} an HPKE key "
+                             f"whose fingerprint is {fingerprint}, not the "
+                             f"{recipient['fingerprint']} it states; refusing to share")
         envelope, signature = seal(key, member_id, public, custodian)
         envelopes.append({"recipient": member_id, "envelope": b64url(envelope),
                           "signature": b64url(signature)})
         shared.append(member_id)
+        fingerprints.append((member_id, fingerprint))
     for start in range(0, len(envelopes), 500):
         client.upload_envelopes(key.version, envelopes[start:start + 500])
-    return ShareResult(key.version, tuple(shared), ())
+    return ShareResult(key.version, tuple(shared), (), tuple(fingerprints))
 
 
 @dataclass(frozen=True)
@@ -114,14 +129,23 @@ def fetch(client: ClueClient, own_key: X25519PrivateKey, keys_dir: Path, *,
           passphrase: bytes | None = None) -> FetchResult:
     """Open this member's envelopes and save new ``network-v{N}.key`` files.
 
-    ``trusted_custodians`` (signing key ids) restricts whose envelopes are accepted;
-    without it any admitted member's signature is accepted, and the fingerprints
-    should be compared out of band. With ``passphrase`` the saved files are sealed.
+    An envelope is accepted only when it is signed by a key of the version's custodian
+    (the member whose upload created the version, as the server records it): one that
+    another member slipped in is refused. ``trusted_custodians`` (signing key ids)
+    further restricts whose envelopes are accepted, which also holds against an
+    operator that lies about the custodian; without it the fingerprints should be
+    compared out of band. With ``passphrase`` the saved files are sealed.
     """
     saved, had, fingerprints = [], [], {}
     for row in client.my_envelopes():
         version = int(row["version"])
         sender_key_id = row["sender_key_id"]
+        custodian_id = row.get("custodian_member_id")
+        if not custodian_id or row["sender_member_id"] != custodian_id:
+            raise ShareError(f"network key v{version} was sealed for you by "
+                             f"{row['sender_member_id']} ({sender_key_id}), not by the "
+                             f"version's custodian {custodian_id}; refusing it. Tell the "
+                             "council and the custodian")
         if trusted_custodians is not None and sender_key_id not in trusted_custodians:
             raise ShareError(f"network key v{version} was shared by {sender_key_id}, "
                              "who is not one of your trusted custodians")

@@ -84,16 +84,25 @@ class Report:
     created: bool | None = None
     #: The report's note, opened locally with the member's notes key (None if none).
     note: str | None = None
+    #: When the council suspended it (its reporter missed a dispute deadline): it no
+    #: longer matches. None if it is not suspended.
+    suspended_at: dt.datetime | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @classmethod
     def from_json(cls, data: dict[str, Any], note: str | None = None) -> Report:
         created = data.get("created")
+        suspended_at = data.get("suspended_at")
         return cls(
             id=_str(data["id"]), id_type=_str(data["type"]), category=_str(data["category"]),
             key_version=_int(data["key_version"]),
             created_at=_datetime(data["created_at"]), expires_at=_datetime(data["expires_at"]),
             expired=_bool(data.get("expired", False)),
             created=None if created is None else _bool(created), note=note,
+            suspended_at=_opt_datetime(suspended_at),
         )
 
 
@@ -134,27 +143,41 @@ class FiledDispute:
 
 @dataclass(frozen=True)
 class DisputedReport:
-    """One of this member's own reports covered by an incoming dispute, and its answer."""
+    """One of this member's own reports covered by an incoming dispute, and its answer.
+
+    ``suspended_at``: when the council suspended the report because this member missed
+    the dispute's deadline (it no longer matches); None if it is not suspended.
+    """
 
     id: str
     answer: str | None = None
     answer_reason: str | None = None
     answered_at: dt.datetime | None = None
+    suspended_at: dt.datetime | None = None
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DisputedReport:
         return cls(id=_str(data["id"]), answer=_opt_str(data.get("answer")),
                    answer_reason=_opt_str(data.get("answer_reason")),
-                   answered_at=_opt_datetime(data.get("answered_at")))
+                   answered_at=_opt_datetime(data.get("answered_at")),
+                   suspended_at=_opt_datetime(data.get("suspended_at")))
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "answer": self.answer, "answer_reason": self.answer_reason,
-                "answered_at": _iso(self.answered_at)}
+                "answered_at": _iso(self.answered_at), "suspended_at": _iso(self.suspended_at)}
 
 
 @dataclass(frozen=True)
 class IncomingDispute:
-    """An open dispute routed to this member's reports (the filer is never named)."""
+    """A dispute routed to this member's reports (the filer is never named).
+
+    ``status`` is ``open`` while it waits for answers, or ``expired`` when its deadline
+    passed without this member's answer and a report of this member was suspended.
+    """
 
     id: str
     id_type: str
@@ -162,17 +185,20 @@ class IncomingDispute:
     opened_at: dt.datetime
     deadline: dt.datetime
     reports: tuple[DisputedReport, ...] = ()
+    status: str = "open"
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> IncomingDispute:
         return cls(id=_str(data["id"]), id_type=_str(data["type"]), reason=_str(data["reason"]),
                    opened_at=_datetime(data["opened_at"]), deadline=_datetime(data["deadline"]),
                    reports=tuple(DisputedReport.from_json(r)
-                                 for r in _list(data.get("reports", []))))
+                                 for r in _list(data.get("reports", []))),
+                   status=_str(data.get("status", "open")))
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.id_type, "reason": self.reason,
-                "opened_at": _iso(self.opened_at), "deadline": _iso(self.deadline),
+        return {"id": self.id, "type": self.id_type, "status": self.status,
+                "reason": self.reason, "opened_at": _iso(self.opened_at),
+                "deadline": _iso(self.deadline),
                 "reports": [r.to_json() for r in self.reports]}
 
 

@@ -2,22 +2,35 @@
 
 The payload never leaves the member: it is parsed here (:mod:`clue_client.qr`)
 and only the tokens of its payee (``qr_payee``) and store (``jpqr_store``) are
-sent. One round trip per check.
+sent. A check is a decision (:meth:`DecisionService.check_qr`): one round trip,
+without retries, within the policy's time budget (``fallback.timeout_ms``) or the
+call's own ``timeout=``, the same for :class:`~clue_client.ClueClient` and
+:class:`~clue_client.AsyncClueClient`. Cached answers are used and still block.
 
     >>> check = client.check_static_qr(scanned)          # doctest: +SKIP
     >>> if check.block: refuse_payment(check.reasons)    # doctest: +SKIP
     >>> elif check.confirm_merchant: show_registry_name(check.store_id)  # doctest: +SKIP
+
+When CLUE cannot answer in time the check does not raise (unless the client was made
+with ``strict=True``): the local checks (CRC, structure, static/JPQR) still hold, the
+payee and store flags are unknown, and ``degraded`` is set; ``block`` and
+``confirm_merchant`` then follow the policy's fallback tier. See docs/sticker-swaps.md.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from clue_client import canonical
-from clue_client.decisions.qrscan import ScannedQr
+from clue_client.decisions.models import QrEvidence
 from clue_client.errors import InvalidIdentifier
 from clue_client.models import LookupResult, ReportInput
 from clue_client.qr import MpmError, parse_mpm, payees_of
+
+if TYPE_CHECKING:
+    from clue_client.decisions import Decision
 
 CATEGORY = "sticker_swap"
 JPQR_GUID = "jp.or.paymentsjapan"
@@ -25,14 +38,21 @@ JPQR_GUID = "jp.or.paymentsjapan"
 
 @dataclass(frozen=True)
 class QrCheck:
-    """What a scanned static code shows.
+    """What a scanned static code shows, decided by the client's policy.
 
-    ``flags``: ``invalid_payload`` (see ``error_code``), ``not_static``, ``not_jpqr``,
-    ``payee_reported`` (block the payment), ``store_swap_reported`` (ask the user to
-    confirm the merchant name that *your own* merchant registry has for ``store_id``,
-    never the name printed in the code), ``unchecked`` (CLUE could not be asked in
-    time: ``degraded`` is set, ``error`` says why, and ``block`` follows the client's
-    fallback tier: only a fail-closed ``block`` fallback blocks).
+    ``flags``: ``invalid_payload`` (see ``error_code``), ``not_static`` (ID 01 says
+    dynamic), ``not_jpqr``, ``payee_reported``, ``store_swap_reported``.
+    ``warnings``: EMV deviations genuine codes ship (``clue_client.qr.WARNINGS`` codes:
+    ``no_merchant_category``, ``no_point_of_initiation``, ``payload_format_02``, ...);
+    never a reason to block. ``degraded``: CLUE did not answer in time (``error`` says
+    why), so the payee and store flags are unknown.
+
+    ``tier`` is the policy's decision on the code alone; ``block`` is the ``block``
+    tier (default policy: an invalid payload or a reported payee), ``confirm_merchant``
+    the ``watch`` and ``high`` tiers (default policy: a swap reported at the store, a
+    disputed payee, or a degraded check): show the merchant name that *your own*
+    merchant registry has for the payee or ``store_id``, never the name printed in the
+    code, and ask the user to confirm it.
     """
 
     flags: frozenset[str]
@@ -41,72 +61,31 @@ class QrCheck:
     store_id: str | None = None
     payees: tuple[LookupResult, ...] = ()
     store: LookupResult | None = None
+    warnings: tuple[str, ...] = ()
+    tier: str = "clear"
     degraded: bool = False
-    #: The fallback tier applied when ``degraded`` (the client's ``fallback``).
-    fallback: str | None = None
     error: str | None = None
+    decision: Decision | None = None
 
     @property
     def block(self) -> bool:
-        return ("payee_reported" in self.flags or "invalid_payload" in self.flags
-                or (self.degraded and self.fallback == "block"))
+        return self.tier == "block"
 
     @property
     def confirm_merchant(self) -> bool:
-        return "store_swap_reported" in self.flags
+        return self.tier in ("watch", "high")
 
 
-def invalid_check(scan: ScannedQr) -> QrCheck:
-    """An unparseable payload: blocked with no network call."""
-    return QrCheck(scan.flags, (f"not a valid merchant-presented code ({scan.error_code})",),
-                   error_code=scan.error_code)
-
-
-def qr_asks(scan: ScannedQr) -> list[tuple[str, str]]:
-    """The identifiers to look up for a scanned code: its payees, then its store."""
-    asks = [("qr_payee", payee) for payee in scan.payees]
-    if scan.store_id:
-        asks.append(("jpqr_store", scan.store_id))
-    return asks
-
-
-def _local_reasons(flags: set[str]) -> list[str]:
-    reasons = []
-    if "not_static" in flags:
-        reasons.append("dynamic code: not a printed static sticker")
-    if "not_jpqr" in flags:
-        reasons.append("no JPQR unified store ID in the code")
-    return reasons
-
-
-def qr_check(scan: ScannedQr, results: list[LookupResult]) -> QrCheck:
-    """The flags of a scanned code from CLUE's answers for :func:`qr_asks`."""
-    payee_results = tuple(r for r in results if r.id_type == "qr_payee")
-    store = next((r for r in results if r.id_type == "jpqr_store"), None)
-    flags = set(scan.flags)
-    reasons = _local_reasons(flags)
-    for result in payee_results:
-        if result.matched:
-            flags.add("payee_reported")
-            reasons.append(f"payee reported by {result.reporters} member(s) for "
-                           f"{', '.join(result.categories)}; last {result.last_reported}")
-    if store is not None and store.matched:
-        flags.add("store_swap_reported")
-        reasons.append(f"sticker swap reported at store {scan.store_id} by {store.reporters} "
-                       f"member(s), last {store.last_reported}: confirm the merchant name "
-                       "from your own registry")
-    return QrCheck(frozenset(flags), tuple(reasons), store_id=scan.store_id,
-                   payees=payee_results, store=store)
-
-
-def unchecked(scan: ScannedQr, problem: str, fallback_tier: str) -> QrCheck:
-    """CLUE could not answer: the local flags, ``unchecked``, and the fallback tier."""
-    flags = set(scan.flags) | {"unchecked"}
-    reasons = _local_reasons(flags)
-    reasons.append(f"CLUE unavailable ({problem}): payee and store not checked; "
-                   f"fallback {fallback_tier}")
-    return QrCheck(frozenset(flags), tuple(reasons), store_id=scan.store_id, degraded=True,
-                   fallback=fallback_tier, error=problem)
+def qr_check(decision: Decision, answers: Sequence[LookupResult]) -> QrCheck:
+    """A scanned code's check from :meth:`DecisionService.check_qr`'s decision and answers
+    (the clients' ``check_static_qr`` run that, sync or awaited, then this)."""
+    qr = decision.evidence.qr or QrEvidence()  # None only if the parser hook is missing
+    return QrCheck(
+        flags=qr.flags, reasons=decision.reasons, error_code=qr.error_code,
+        store_id=qr.store_id, payees=tuple(r for r in answers if r.id_type == "qr_payee"),
+        store=next((r for r in answers if r.id_type == "jpqr_store"), None),
+        warnings=qr.warnings, tier=decision.tier, degraded=decision.degraded,
+        error=decision.error, decision=decision)
 
 
 def swap_report_items(forged_payload: str, *, genuine_store_id: str | None = None,

@@ -15,25 +15,57 @@ from clue_server.config import Settings
 
 
 def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = True) -> Flask:
-    from clue_server import api, db, errors, metrics
+    from clue_server import api, db, errors, health, metrics
     from clue_server.auth.nonces import DatabaseNonceStore, RedisNonceStore
+    from clue_server.auth.services import KeyCache
+    from clue_server.cache import Refreshed, invalidate_on_change
     from clue_server.console import views as console_views
+    from clue_server.hotpath import HotPath, fast_engine
     from clue_server.keystore import load_server_keys
+    from clue_server.members.models import Member, MemberKey
+    from clue_server.networkkeys.models import NetworkKeyVersion
+    from clue_server.networkkeys.services import retired_versions
     from clue_server.quotas import services as quota_services
+    from clue_server.quotas import settings as council
+    from clue_server.quotas.models import CouncilSetting
 
     settings = Settings.from_env().with_overrides(config or {})
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["clue_settings"] = settings
+    extensions = app.extensions
+    extensions["clue_settings"] = settings
     db.init_app(app, settings.database_url)
     if load_keys:
-        app.extensions["clue_keys"] = load_server_keys(settings.server_keys_dir)
-    app.extensions["clue_nonces"] = (
-        RedisNonceStore(settings.redis_url) if settings.redis_url
-        else DatabaseNonceStore(app.extensions["clue_sessionmaker"]))
+        extensions["clue_keys"] = load_server_keys(settings.server_keys_dir)
+    # Nonce claims, matches and look-up counts: plain statements on a pool of their own,
+    # whose commits need not wait for the disk.
+    extensions["clue_fast_engine"] = fast_engine(settings.database_url, db.make_engine)
+    extensions["clue_hot"] = hot = HotPath(extensions["clue_fast_engine"])
+    app.teardown_request(hot.release)
+    extensions["clue_redis"] = redis = (db.make_redis(settings.redis_url)
+                                        if settings.redis_url else None)
+    extensions["clue_nonces"] = (RedisNonceStore(redis) if redis is not None
+                                 else DatabaseNonceStore(hot))
+    extensions["clue_key_cache"] = KeyCache(extensions["clue_engine"])
+    sessions = extensions["clue_sessionmaker"]
+
+    def _retired() -> frozenset[int]:
+        with sessions() as session:
+            return frozenset(retired_versions(session))
+
+    def _retention() -> dict[str, int]:
+        with sessions() as session:
+            return council.retention_days(session, extensions["clue_settings"])
+
+    extensions["clue_retired_versions"] = Refreshed(_retired)
+    extensions["clue_retention"] = Refreshed(_retention)
+    invalidate_on_change(extensions["clue_key_cache"], Member, MemberKey)
+    invalidate_on_change(extensions["clue_retired_versions"], NetworkKeyVersion)
+    invalidate_on_change(extensions["clue_retention"], CouncilSetting)
     errors.init_app(app)
     api.init_app(app)
+    health.init_app(app)
     console_views.init_app(app)
     metrics.init_app(app)
     quota_services.init_app(app)

@@ -17,11 +17,11 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 
 import keys
 from clue_client import protocol
-from clue_server import db
 from clue_server.auth import services as auth
 from clue_server.disputes.views import bp as disputes_bp
 from clue_server.lookups.views import bp as lookups_bp
 from clue_server.networkkeys.views import members_bp, network_bp
+from clue_server.quotas.views import bp as limits_bp
 from clue_server.reports.views import bp as reports_bp
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
@@ -33,7 +33,9 @@ def _authenticate() -> None:
     g.nonce = None
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    caller = auth.authenticate(db.get_session(), request, current_app.extensions["clue_nonces"])
+    extensions = current_app.extensions
+    caller = auth.authenticate(request, extensions["clue_key_cache"], extensions["clue_nonces"],
+                               max_body=extensions["clue_settings"].max_body_bytes)
     g.caller = caller
     g.nonce = caller.nonce
 
@@ -78,10 +80,13 @@ bp.register_blueprint(lookups_bp)
 bp.register_blueprint(members_bp)
 bp.register_blueprint(network_bp)
 bp.register_blueprint(disputes_bp)
+bp.register_blueprint(limits_bp)
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+
+    outages = app.extensions["clue_outages"]
 
     @app.after_request
     def _sign(response: Response) -> Response:
@@ -89,6 +94,8 @@ def init_app(app: Flask) -> None:
             # A refused request has no verified nonce; echo the one it claims.
             nonce = g.get("nonce") or protocol.read_nonce(request.headers)
             auth.sign_response(response, request, app.extensions["clue_keys"], nonce)
+        if response.status_code < 500:
+            outages.succeeded()
         return response
 
 

@@ -28,7 +28,9 @@ from clue_server.audit.cli import audit_group
 from clue_server.auth.models import SeenNonce
 from clue_server.cliutil import public_key_file
 from clue_server.config import Settings
+from clue_server.console.auth import KEEP_FAILURES
 from clue_server.console.cli import staff as staff_group
+from clue_server.console.models import ConsoleSession, LoginFailure
 from clue_server.disputes.cli import dispute as dispute_group
 from clue_server.errors import ClueError
 from clue_server.keystore import (
@@ -93,7 +95,22 @@ def member_add(name: str, public_key_path: Path, hpke_key_path: Path | None) -> 
             if hpke_key_path else None)
     with _member_errors(), db.session_scope(_app()) as session:
         added = members.add_member(session, name, public_key, hpke_public_key=hpke)
-        click.echo(added.id)
+        member_id, member_name = added.id, added.name
+    click.echo(member_id)
+    if hpke is None:
+        click.echo(NO_HPKE_WARNING.format(name=member_name, id=member_id), err=True)
+
+
+NO_HPKE_WARNING = """\
+warning: {name} ({id}) has no HPKE key, so no member can send it the network key
+  (a custodian's `clue keys network share` seals to 0 members for it). Without the network
+  key it cannot register or look anything up. Either:
+  - the member publishes the HPKE key that `clue keys init` made (member-hpke.pub):
+      clue keys publish
+  - or admit members with it from the start:
+      clue-server member add NAME --public-key member-signing.pub --hpke-key member-hpke.pub
+  Then a custodian runs `clue keys network share` and the member `clue keys network fetch`
+  (docs/key-management.md). The console's overview lists members without an HPKE key."""
 
 
 @member.command("revoke-key")
@@ -131,11 +148,12 @@ def member_resume(ref: str) -> None:
 @member.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def member_list(as_json: bool) -> None:
-    """List members with their status and key ids."""
+    """List members with their status, active signing key ids and HPKE key (yes/no)."""
     with db.session_scope(_app()) as session:
         rows = [{"id": m.id, "name": m.name, "status": m.status,
                  "created_at": m.created_at.isoformat(timespec="seconds"),
-                 "keys": [k.id for k in m.keys if k.status == "active"]}
+                 "keys": [k.id for k in m.keys if k.status == "active"],
+                 "hpke_key": m.hpke_public_key is not None}
                 for m in members.list_members(session)]
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -143,9 +161,11 @@ def member_list(as_json: bool) -> None:
     if not rows:
         click.echo("no members yet; admit one with `clue-server member add NAME --public-key F`")
         return
-    click.echo(f"{'ID':<16} {'STATUS':<10} {'CREATED':<26} NAME")
+    click.echo(f"{'ID':<16} {'STATUS':<10} {'CREATED':<26} {'HPKE':<5} {'KEYS':<24} NAME")
     for row in rows:
-        click.echo(f"{row['id']:<16} {row['status']:<10} {row['created_at']:<26} {row['name']}")
+        key_ids = ",".join(str(k) for k in row["keys"]) or "-"  # type: ignore[attr-defined]
+        click.echo(f"{row['id']:<16} {row['status']:<10} {row['created_at']:<26} "
+                   f"{'yes' if row['hpke_key'] else 'NO':<5} {key_ids:<24} {row['name']}")
 
 
 @main.group("network-key")
@@ -263,7 +283,8 @@ def server_key_promote() -> None:
 
 @main.command("purge-expired")
 def purge_expired() -> None:
-    """Delete reports past their expiry (recorded in the audit log)."""
+    """Delete reports past their expiry (recorded in the audit log), old idempotent
+    answers and nonces, dead console sessions and old sign-in failures."""
     app = _app()
     now = db.utcnow()
     ttl = dt.timedelta(hours=app.extensions["clue_settings"].idempotency_ttl_hours)
@@ -271,6 +292,10 @@ def purge_expired() -> None:
         count = reports.purge_expired(session, now=now)
         answers = idempotency.purge(session, older_than=now - ttl)
         session.execute(delete(SeenNonce).where(SeenNonce.expires_at < now))
+        # Console sessions past their 12-hour limit and sign-in failures past throttling.
+        session.execute(delete(ConsoleSession).where(
+            ConsoleSession.created_at < now - dt.timedelta(hours=12)))
+        session.execute(delete(LoginFailure).where(LoginFailure.at < now - KEEP_FAILURES))
     click.echo(f"purged {count} expired report(s) and {answers} stored idempotent answer(s)")
 
 

@@ -58,12 +58,20 @@ def iso_utc(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, durable: bool = True, pool_size: int = 5) -> Engine:
+    """An engine for ``url``. ``durable=False`` (replay nonces only) commits without
+    waiting for the disk: SQLite ``synchronous = NORMAL``; the PostgreSQL side is set
+    in ``hotpath.fast_engine``.
+
+    Statement parameters never reach a log line (``hide_parameters``): they hold
+    peppered token hashes, which must not leak into error logs.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        synchronous = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -75,6 +83,7 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -82,13 +91,36 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No pre-ping round trip per check-out: a connection that died with the server
+    # fails once, SQLAlchemy then discards every connection made before, and the
+    # request answers 503 for the client to retry.
+    return create_engine(url, pool_size=pool_size, max_overflow=10, hide_parameters=True)
+
+
+#: Seconds a Redis call may take before the request answers 503 (a frozen Redis must
+#: not hold a worker).
+REDIS_TIMEOUT = 0.5
+
+
+def make_redis(url: str) -> Any:
+    """A Redis client with timeouts on every socket operation, and one immediate retry on a
+    new connection (a connection that died with a restarted Redis heals at once)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT,
+                                socket_connect_timeout=REDIS_TIMEOUT,
+                                retry=Retry(NoBackoff(), 1), health_check_interval=30)
 
 
 def init_app(app: Flask, url: str) -> None:
     engine = make_engine(url)
     app.extensions["clue_engine"] = engine
-    app.extensions["clue_sessionmaker"] = sessionmaker(engine, expire_on_commit=False)
+    # Sessions carry the app's extensions, so services called outside a request (CLI,
+    # console) find the app's shared state (e.g. the Redis look-up counter).
+    app.extensions["clue_sessionmaker"] = sessionmaker(
+        engine, expire_on_commit=False, info={"clue_extensions": app.extensions})
 
     @app.teardown_appcontext
     def _close_session(_exc: BaseException | None) -> None:

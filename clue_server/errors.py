@@ -8,6 +8,7 @@ may switch on; ``title`` is the same for every instance of the class and
 from __future__ import annotations
 
 import json
+import traceback
 from typing import Any, ClassVar
 
 from flask import Flask, Response
@@ -78,6 +79,10 @@ class IdempotencyInProgress(ClueError):
     status, slug, title = 409, "idempotency-in-progress", "A request with this key is in progress"
 
 
+class NotCustodian(ClueError):
+    status, slug, title = 409, "not-custodian", "Only the version's custodian may share it"
+
+
 class PayloadTooLarge(ClueError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -90,15 +95,33 @@ class QuotaExceeded(ClueError):
     status, slug, title = 429, "quota-exceeded", "Daily quota exceeded"
 
 
+class ServiceUnavailable(ClueError):
+    """A dependency (database, Redis) is down; nothing was done. Retry after the delay."""
+
+    status, slug, title = 503, "unavailable", "Service temporarily unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **extra: Any) -> None:
+        super().__init__(detail, retry_after=retry_after, **extra)
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class StoreRestarted(ServiceUnavailable):
+    """The replay store lost its memory after the request was signed: sign it again."""
+
+    slug, title = "store-restarted", "Replay store restarted; sign the request again"
+
+
 ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
-    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded,
+    PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, NotCustodian, ServiceUnavailable,
+    StoreRestarted,
 )
 
 
 def problem_response(error: ClueError, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(error.to_problem(), ensure_ascii=False)
+    # A lone surrogate cannot be sent as UTF-8: write "?" for it rather than fail.
+    body = json.dumps(error.to_problem(), ensure_ascii=False).encode("utf-8", "replace")
     response = Response(body, status=error.status, content_type=PROBLEM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -130,9 +153,24 @@ def init_app(app: Flask) -> None:
         allow = {k: v for k, v in error.get_headers() if k.lower() == "allow"}
         return problem_response(cls(detail), allow)
 
+    from clue_server import outages
+
+    outage_log = outages.OutageLog(app.logger)
+    app.extensions["clue_outages"] = outage_log
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        app.logger.exception("unhandled error")
+        dependency = outages.dependency_of(error)
+        if dependency is not None:
+            outage_log.failed(dependency, error)
+            unavailable = ServiceUnavailable(
+                f"the {dependency} is unavailable; nothing was done, retry shortly")
+            return problem_response(unavailable, unavailable.headers)
+        # The traceback without the exception's own text: a database error's message
+        # can quote row values (a unique violation names the key), and no log line may
+        # carry a token or a stored hash.
+        app.logger.error("unhandled error %s\n%s", outages.describe(error),
+                         "".join(traceback.format_tb(error.__traceback__)))
         return problem_response(ClueError("the server hit an unexpected error; nothing was stored"))
 
 

@@ -10,7 +10,11 @@ bind = [os.environ.get("CLUE_BIND", "127.0.0.1:8080")]
 if os.environ.get("CLUE_METRICS_BIND"):
     bind.append(os.environ["CLUE_METRICS_BIND"])
 workers = int(os.environ.get("CLUE_WORKERS", min(4, multiprocessing.cpu_count() * 2)))
-worker_class = "sync"
+# Threaded workers keep HTTP connections alive, so a member's SDK (or the reverse proxy)
+# sends many requests over one connection; the threads overlap database round trips.
+worker_class = "gthread"
+threads = int(os.environ.get("CLUE_THREADS", "4"))
+keepalive = 15
 timeout = 30
 graceful_timeout = 10
 accesslog = "-"

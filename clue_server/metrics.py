@@ -6,8 +6,9 @@ answers. Routes are labelled by their URL rule (``/v1/reports/<report_id>``), ne
 the raw path, so a scan of random paths cannot blow up the label set.
 
 Who may read it: a request that came in on the listener ``CLUE_METRICS_BIND``
-(gunicorn binds it as an extra address), or a signed-in console staff user
-(``session["staff_user"]``). Anyone else gets the same 404 as an unknown path.
+(gunicorn binds it as an extra address), or a signed-in console staff user (a live
+server-side console session: a signed-out or removed user's cookie does not do). Anyone
+else gets the same 404 as an unknown path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import time
 from collections.abc import Mapping
 
-from flask import Flask, Request, Response, current_app, g, request, session
+from flask import Flask, Request, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -82,7 +83,7 @@ def init_app(app: Flask) -> None:
 
 def _serve() -> Response:
     if not (on_metrics_listener(request, current_app.extensions["clue_settings"].metrics_bind)
-            or "staff_user" in session):
+            or _console_staff()):
         raise NotFound()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
@@ -92,6 +93,12 @@ def _serve() -> Response:
     else:
         registry = REGISTRY
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _console_staff() -> bool:
+    from clue_server.console.sessions import staff_of_request
+
+    return staff_of_request() is not None
 
 
 def on_metrics_listener(req: Request, bind: str | None) -> bool:

@@ -38,6 +38,7 @@ from ._errors import (
     PassphraseRequired,
     UnknownKeyVersion,
     UnwrapError,
+    WrongKeyKind,
 )
 from ._files import (
     KEYS_DIR_ENV,
@@ -73,6 +74,7 @@ __all__ = [
     "SymmetricKey",
     "UnknownKeyVersion",
     "UnwrapError",
+    "WrongKeyKind",
     "default_keys_dir",
     "fingerprint",
     "generate_hpke_key",

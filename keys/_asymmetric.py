@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from ._errors import InvalidKeyFile
+from ._errors import InvalidKeyFile, WrongKeyKind
+from ._fileio import is_private_key
 
 PrivateKey = Ed25519PrivateKey | X25519PrivateKey
 PublicKey = Ed25519PublicKey | X25519PublicKey
@@ -49,6 +50,8 @@ def load_public_key_pem(data: bytes | str, *, source: str | None = None) -> Publ
     try:
         key = load_pem_public_key(data)
     except (ValueError, TypeError, UnsupportedAlgorithm):
+        if is_private_key(data):
+            raise WrongKeyKind(source, wanted="public") from None
         raise InvalidKeyFile(source) from None
     if not isinstance(key, Ed25519PublicKey | X25519PublicKey):
         raise InvalidKeyFile(source)

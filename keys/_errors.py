@@ -32,6 +32,24 @@ class InvalidKeyFile(KeyFileError):
         )
 
 
+class WrongKeyKind(InvalidKeyFile):
+    """A public key where a private key file belongs, or a private key where a public one
+    does: a set-up mistake, named as such (it reveals nothing about any secret)."""
+
+    def __init__(self, source: str | os.PathLike[str] | None, *, wanted: str) -> None:
+        where = f"{os.fspath(source)}: " if source is not None else ""
+        if wanted == "private":
+            message = (f"{where}this is a public key, not a private key file; point at the "
+                       "private key made with it (the .key file, e.g. member-signing.key, "
+                       "mode 0600), not the .pub you hand out")
+        else:
+            message = (f"{where}this is a private key, not a public key; use the public key "
+                       "file (.pub, e.g. server-signing.pub for the server's key) and keep "
+                       "this one to its owner")
+        KeyFileError.__init__(self, message)
+        self.wanted = wanted
+
+
 class InsecureKeyFile(KeyFileError):
     """A private key file is readable or writable by group or others (like ssh refuses)."""
 

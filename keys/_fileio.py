@@ -9,7 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from ._errors import InsecureKeyFile, InvalidKeyFile
+from ._errors import InsecureKeyFile, InvalidKeyFile, WrongKeyKind
 
 StrPath = str | os.PathLike[str]
 
@@ -130,11 +130,26 @@ def read_private_file(path: StrPath) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise InvalidKeyFile(path)
-        if _POSIX and info.st_mode & 0o077:
-            raise InsecureKeyFile(path, info.st_mode)
-        return _read_bounded(fd, path)
+        data = _read_bounded(fd, path)
     finally:
         os.close(fd)
+    # A .pub given for the private key is mode 0644: say what it is, not "chmod 600".
+    if is_public_pem(data):
+        raise WrongKeyKind(path, wanted="private")
+    if _POSIX and info.st_mode & 0o077:
+        raise InsecureKeyFile(path, info.st_mode)
+    return data
+
+
+def is_public_pem(data: bytes) -> bool:
+    return data.lstrip().startswith(b"-----BEGIN PUBLIC KEY-----")
+
+
+def is_private_key(data: bytes) -> bool:
+    """A CLUE private/symmetric key file, or a private key in PEM or OpenSSH form."""
+    head = data.lstrip()[:200]
+    return (head.startswith(b"{") and b'"clue_key"' in head) or (
+        head.startswith(b"-----BEGIN ") and b"PRIVATE KEY-----" in head.split(b"\n", 1)[0])
 
 
 def read_public_file(path: StrPath) -> bytes:

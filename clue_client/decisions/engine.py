@@ -15,6 +15,8 @@ the same decision with the same reasons in the same order.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from clue_client.decisions.models import Decision, Evidence, FiredRule, IdentifierEvidence
 from clue_client.decisions.policy import QR_FLAGS, TIERS, Fallback, Policy, Rule
 
@@ -25,8 +27,26 @@ FALLBACK_RULE = "fallback"
 
 
 def decide(policy: Policy, evidence: Evidence) -> Decision:
-    """The strictest tier any rule gives (``clear`` when none fires), with its reasons."""
-    fired = [f for f in (_fire(rule, evidence) for rule in policy.rules) if f is not None]
+    """The strictest tier any rule gives (``clear`` when none fires), with its reasons.
+
+    Disputed answers (an open dispute contests the report) count like any other, but a
+    rule that would not fire without them gives at most the policy's
+    ``disputed_max_tier``, unless the rule names ``disputed`` itself.
+    """
+    undisputed = _without_disputed(evidence)
+    fired = []
+    for rule in policy.rules:
+        hit = _fire(rule, evidence)
+        if hit is None:
+            continue
+        cap = policy.disputed_max_tier
+        if (undisputed is not None and rule.disputed is None
+                and TIERS.index(rule.tier) > TIERS.index(cap)
+                and _fire(rule, undisputed) is None):
+            hit = replace(hit, tier=cap, capped_from=rule.tier, because=(
+                *hit.because, f"{rule.id} gives {rule.tier}, but only because of answers an "
+                f"open dispute contests: capped at {cap}"))
+        fired.append(hit)
     # Strictest first; rules of one tier keep their order in the policy file.
     fired.sort(key=lambda f: -TIERS.index(f.tier))
     tier = fired[0].tier if fired else "clear"
@@ -66,6 +86,8 @@ def _satisfies(rule: Rule, e: IdentifierEvidence) -> bool:
         return False
     if e.reporters < rule.min_reporters:
         return False
+    if rule.disputed is not None and e.disputed != rule.disputed:
+        return False
     if rule.max_days_since_last is not None and (
             e.days_since_last is None or e.days_since_last > rule.max_days_since_last):
         return False
@@ -87,6 +109,26 @@ def _fire(rule: Rule, evidence: Evidence) -> FiredRule | None:
     return FiredRule(rule.id, rule.tier, rule.description, tuple(because))
 
 
+def _without_disputed(evidence: Evidence) -> Evidence | None:
+    """The evidence with every disputed answer taken out, and the QR flags that rested
+    only on them; ``None`` when nothing is disputed."""
+    disputed = [e for e in evidence.identifiers if e.matched and e.disputed]
+    if not disputed:
+        return None
+    qr = evidence.qr
+    if qr is not None:
+        flags = set(qr.flags)
+        for flag, id_type in (("payee_reported", "qr_payee"),
+                              ("store_swap_reported", "jpqr_store")):
+            behind = [e for e in evidence.identifiers
+                      if e.from_qr and e.matched and e.id_type == id_type]
+            if behind and all(e.disputed for e in behind):
+                flags.discard(flag)
+        qr = replace(qr, flags=frozenset(flags))
+    return replace(evidence, qr=qr, identifiers=tuple(
+        e for e in evidence.identifiers if not (e.matched and e.disputed)))
+
+
 def _reasons(fired: list[FiredRule], evidence: Evidence) -> tuple[str, ...]:
     reasons: list[str] = []
     for rule in fired:
@@ -101,12 +143,15 @@ def _reasons(fired: list[FiredRule], evidence: Evidence) -> tuple[str, ...]:
             text = evidence.qr.describe(flag, evidence.identifiers)
             if flag in evidence.qr.flags and text not in cited:
                 reasons.append(f"{text} (no rule applies)")
+        reasons.extend(evidence.qr.describe_warning(w) for w in evidence.qr.warnings)
     if not evidence.matched and evidence.identifiers:
         checked = ", ".join(dict.fromkeys(e.id_type for e in evidence.identifiers))
         reasons.append(f"nothing reported for {checked}")
     if not reasons and not evidence.unchecked:
         reasons.append("nothing reported")
-    reasons.extend(f"{id_type} not checked: {why}" for id_type, why in evidence.unchecked)
+    # One line per distinct reason: a code's three payees unchecked is one fact.
+    reasons.extend(dict.fromkeys(f"{id_type} not checked: {why}"
+                                 for id_type, why in evidence.unchecked))
     return tuple(reasons)
 
 

@@ -68,20 +68,23 @@ def decision_json(decision: Decision) -> dict[str, Any]:
         "error": decision.error,
         "amount_jpy": decision.amount_jpy,
         "within_limits": decision.within_limits,
-        "fired": [{"rule": f.rule_id, "tier": f.tier, "description": f.description,
-                   "because": list(f.because)} for f in decision.fired],
+        "fired": [{"rule": f.rule_id, "tier": f.tier, "capped_from": f.capped_from,
+                   "description": f.description, "because": list(f.because)}
+                  for f in decision.fired],
         "evidence": {
             "today": evidence.today.isoformat() if evidence.today else None,
             "identifiers": [{"type": e.id_type, "matched": e.matched, "match": e.match,
                              "categories": list(e.categories), "reporters": e.reporters,
                              "days_since_first": e.days_since_first,
                              "days_since_last": e.days_since_last,
-                             "reported_by_me": e.reported_by_me, "from_qr": e.from_qr}
+                             "reported_by_me": e.reported_by_me, "from_qr": e.from_qr,
+                             "disputed": e.disputed}
                             for e in evidence.identifiers],
             "unchecked": [{"type": t, "why": why} for t, why in evidence.unchecked],
             "qr": None if qr is None else {"flags": sorted(qr.flags),
                                            "error_code": qr.error_code,
-                                           "store_id": qr.store_id, "payees": qr.payees},
+                                           "store_id": qr.store_id, "payees": qr.payees,
+                                           "warnings": list(qr.warnings)},
         },
     }
 
@@ -89,7 +92,8 @@ def decision_json(decision: Decision) -> dict[str, Any]:
 def policy_table(policy: Policy) -> str:
     """A summary of a policy: tiers with their limits, then the rules in order."""
     lines = [f"policy {policy.name or '(unnamed)'}: {len(policy.rules)} rule(s); fallback "
-             f"{policy.fallback.tier} after {policy.fallback.timeout_ms} ms"]
+             f"{policy.fallback.tier} after {policy.fallback.timeout_ms} ms; disputed "
+             f"answers alone give at most {policy.disputed_max_tier}"]
     lines.extend(f"  {tier:<6} {describe_limits(policy.tiers[tier])}" for tier in TIERS)
     lines.extend(f"  rule {rule.id} -> {rule.tier}" for rule in policy.rules)
     return "\n".join(lines)

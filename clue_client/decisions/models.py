@@ -33,6 +33,9 @@ class IdentifierEvidence:
     reported_by_me: bool = False
     from_qr: bool = False
     """Looked up because a scanned QR code named it (``qr_payee`` / ``jpqr_store``)."""
+    disputed: bool = False
+    """An open dispute covers a matching report: the data subject contests it
+    (docs/disputes.md). The policy's ``[disputed]`` cap and ``disputed`` condition read it."""
 
     @classmethod
     def from_lookup(cls, result: LookupResult, today: dt.date, *,
@@ -43,6 +46,7 @@ class IdentifierEvidence:
             days_since_first=_days(today, result.first_reported),
             days_since_last=_days(today, result.last_reported),
             reported_by_me=result.reported_by_me, from_qr=from_qr,
+            disputed=result.matched and result.disputed,
         )
 
     def describe(self) -> str:
@@ -60,6 +64,8 @@ class IdentifierEvidence:
             text += f", last {_ago(self.days_since_last)}"
         if self.reported_by_me:
             text += "; you reported it" + (" too" if self.reporters > 1 else "")
+        if self.disputed:
+            text += "; disputed (an open dispute contests it)"
         return text
 
 
@@ -74,6 +80,9 @@ class QrEvidence:
     look the merchant up in your own registry by it."""
     payees: int = 0
     """How many payees (merchant-account templates) the code names."""
+    warnings: tuple[str, ...] = ()
+    """EMV deviations a genuine code may ship (``clue_client.qr.WARNINGS`` codes, e.g.
+    ``no_merchant_category``): information, never a reason to distrust the code."""
 
     def describe(self, flag: str, identifiers: tuple[IdentifierEvidence, ...]) -> str:
         if flag == "invalid_payload":
@@ -92,6 +101,14 @@ class QrEvidence:
                     "name from your own registry, not the name in the code (" +
                     "; ".join(hits) + ")")
         return f"QR flag {flag}"
+
+    def describe_warning(self, code: str) -> str:
+        """``"QR code warning: no merchant category code (ID 52), ..."``."""
+        try:
+            from clue_client.qr import WARNINGS
+        except ImportError:  # the parser hook (see qrscan): the code alone still says it
+            return f"QR code warning: {code}"
+        return f"QR code warning: {WARNINGS[code][1] if code in WARNINGS else code}"
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,9 @@ class FiredRule:
     tier: str
     description: str
     because: tuple[str, ...]
+    capped_from: str | None = None
+    """The rule's own tier when the policy's ``[disputed]`` cap lowered it to ``tier``:
+    the rule fired only because of answers an open dispute contests."""
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ _LIMIT_AMOUNTS = ("per_transaction_jpy", "daily_jpy", "monthly_jpy")
 _LIMIT_FLAGS = ("step_up_auth", "manual_review")
 _RULE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _IDENTIFIER_CONDITIONS = ("types", "categories", "match", "min_reporters",
-                          "max_days_since_last", "reported_by_me", "min_matched_types")
+                          "max_days_since_last", "reported_by_me", "disputed",
+                          "min_matched_types")
+DEFAULT_DISPUTED_MAX_TIER = "high"
 
 
 class PolicyError(ClueError, ValueError):
@@ -138,7 +140,8 @@ class Rule:
     Identifier conditions are checked on each matched identifier; the rule fires when
     at least ``min_matched_types`` distinct identifier types satisfy all of them. A
     rule with ``qr_flags`` also needs one of those flags; a rule with *only*
-    ``qr_flags`` fires on the flags alone.
+    ``qr_flags`` fires on the flags alone. A rule that would not fire without disputed
+    answers gives at most ``Policy.disputed_max_tier``, unless it sets ``disputed``.
     """
 
     id: str
@@ -150,6 +153,9 @@ class Rule:
     min_reporters: int = 1
     max_days_since_last: int | None = None
     reported_by_me: bool | None = None
+    disputed: bool | None = None
+    """``True``: only answers an open dispute covers satisfy the rule; ``False``: only
+    undisputed ones; ``None``: either (and then the policy's ``[disputed]`` cap applies)."""
     min_matched_types: int = 1
     qr_flags: frozenset[str] | None = None
     checks_identifiers: bool = True
@@ -157,13 +163,19 @@ class Rule:
 
 @dataclass(frozen=True)
 class Policy:
-    """A validated policy: tier limits, rules in file order, the fallback."""
+    """A validated policy: tier limits, rules in file order, the fallback.
+
+    ``disputed_max_tier`` (``[disputed] max_tier``, default ``"high"``) is the most a
+    rule gives when it fires only because of answers an open dispute covers (a rule
+    that names ``disputed`` itself is exempt); ``"block"`` turns the softening off.
+    """
 
     tiers: Mapping[str, Limits]
     rules: tuple[Rule, ...]
     fallback: Fallback = field(default_factory=Fallback)
     name: str = ""
     description: str = ""
+    disputed_max_tier: str = DEFAULT_DISPUTED_MAX_TIER
 
     def rank(self, tier: str) -> int:
         return TIERS.index(tier)
@@ -262,14 +274,16 @@ class _Reader:
 
     def policy(self, data: dict[str, Any]) -> Policy:
         self.table(data, "", required=("version", "tiers"),
-                   optional=("name", "description", "fallback", "rules"))
+                   optional=("name", "description", "fallback", "disputed", "rules"))
         self.integer(data["version"], "version", minimum=POLICY_VERSION, maximum=POLICY_VERSION)
         tiers = self.tiers(data["tiers"])
         rules = self.rules(data.get("rules", []))
         fallback = self.fallback(data.get("fallback", {}))
+        disputed = self.disputed(data.get("disputed", {}))
         return Policy(tiers=MappingProxyType(tiers), rules=rules, fallback=fallback,
                       name=self.string(data.get("name", ""), "name"),
-                      description=self.string(data.get("description", ""), "description"))
+                      description=self.string(data.get("description", ""), "description"),
+                      disputed_max_tier=disputed)
 
     def tiers(self, value: Any) -> dict[str, Limits]:
         self.table(value, "tiers", required=TIERS)
@@ -310,6 +324,16 @@ class _Reader:
                                minimum=1, maximum=MAX_TIMEOUT_MS)
         return Fallback(tier, timeout)
 
+    def disputed(self, value: Any) -> str:
+        self.table(value, "disputed", required=(), optional=("max_tier",))
+        tier = self.choice(value.get("max_tier", DEFAULT_DISPUTED_MAX_TIER),
+                           "disputed.max_tier", TIERS, "tier")
+        if tier == "clear":
+            raise self.fail("disputed.max_tier", "'clear' would make a rule that fired give "
+                            "nothing; to ignore disputed answers, add disputed = false to "
+                            "the rules instead")
+        return tier
+
     def rules(self, value: Any) -> tuple[Rule, ...]:
         if not isinstance(value, list):
             raise self.fail("rules", f"must be an array of tables ([[rules]]), not "
@@ -343,6 +367,7 @@ class _Reader:
         categories = get("categories")
         days = get("max_days_since_last")
         by_me = get("reported_by_me")
+        disputed = get("disputed")
         qr_flags = get("qr_flags")
         return Rule(
             id=rule_id, tier=tier,
@@ -358,6 +383,7 @@ class _Reader:
                 days, f"{path}.max_days_since_last", minimum=0),
             reported_by_me=None if by_me is None else self.boolean(
                 by_me, f"{path}.reported_by_me"),
+            disputed=None if disputed is None else self.boolean(disputed, f"{path}.disputed"),
             min_matched_types=self.integer(get("min_matched_types", 1),
                                            f"{path}.min_matched_types", minimum=1,
                                            maximum=len(ID_TYPES)),

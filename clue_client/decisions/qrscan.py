@@ -9,8 +9,10 @@ The decision path never sends the payload: it parses it here with
 
 in the same signed request as the account's own identifiers. Flags decided here,
 with no network: ``invalid_payload`` (with the parser's stable ``MpmError.code``),
-``not_static``, ``not_jpqr``. The engine adds ``payee_reported`` and
-``store_swap_reported`` from the look-up answers.
+``not_static`` (ID 01 says dynamic), ``not_jpqr``. The engine adds ``payee_reported``
+and ``store_swap_reported`` from the look-up answers. Deviations from EMV that genuine
+codes ship (no ID 01, 52, 59 or 60; DuitNow's payload format ``02``) are not flags but
+``warnings`` (the parser's ``MpmWarning`` codes): they do not make a code suspect.
 
 Hook: the parser lives in :mod:`clue_client.qr` and is imported on first use. If it
 is not installed, :func:`read_qr` raises :class:`QrUnavailable`, which a check turns
@@ -43,6 +45,8 @@ class ScannedQr:
     """The 29-digit unified store ID of a JPQR code."""
     payees: tuple[str, ...] = ()
     """``qr_payee`` identifiers (``"guid|account"``), lowest template ID first."""
+    warnings: tuple[str, ...] = ()
+    """``MpmWarning`` codes of a valid code (``no_merchant_category``, ...), by ID."""
 
 
 def read_qr(payload: str) -> ScannedQr:
@@ -56,10 +60,11 @@ def read_qr(payload: str) -> ScannedQr:
     except MpmError as exc:
         return ScannedQr(frozenset({"invalid_payload"}), error_code=exc.code)
     flags = set()
-    if not code.is_static:
+    if code.is_dynamic:  # no ID 01 at all is a warning, not a dynamic code
         flags.add("not_static")
     view = jpqr_view(code)
     if view is None:
         flags.add("not_jpqr")
     payees = tuple(f"{guid}|{account}" for guid, account in payees_of(code))[:MAX_PAYEES]
-    return ScannedQr(frozenset(flags), store_id=view.store_id if view else None, payees=payees)
+    return ScannedQr(frozenset(flags), store_id=view.store_id if view else None, payees=payees,
+                     warnings=tuple(w.code for w in code.warnings))

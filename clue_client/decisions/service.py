@@ -1,15 +1,18 @@
 """A check: tokenise, ask CLUE once (within a deadline), decide, never fail the caller.
 
-Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment`.
+Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment` /
+:meth:`ClueClient.check_static_qr` (which runs :meth:`DecisionService.check_qr`), or
+the same methods of :class:`AsyncClueClient` (``check_async`` / ``check_qr_async``).
 
 One check is at most one signed ``POST /lookups`` for everything not in the cache
 (the account's identifiers and, for a scanned QR code, its payees and store), sent
 without retries and abandoned at the deadline (``Fallback.timeout_ms`` after the
-call, 300 ms by default). The sync client runs the request on a small shared thread
-pool so that the deadline holds whatever transport is in use; the request itself
-carries the same deadline down to its sockets, so an abandoned one ends by then too
-and never holds a pool thread (a server trickling its answer cannot starve the pool).
-The async client awaits the request under the same deadline instead.
+call, 300 ms by default; ``check_static_qr(timeout=)`` may set its own). The sync
+client runs the request on a small shared thread pool so that the deadline holds
+whatever transport is in use; the request itself carries the same deadline down to
+its sockets, so an abandoned one ends by then too and never holds a pool thread (a
+server trickling its answer cannot starve the pool). The async client awaits the
+request under the same deadline instead.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from clue_client._calls import lookup_results, merge
@@ -73,6 +76,8 @@ class _Ask:
     items: tuple[dict[str, Any], ...]
     key: str
     from_qr: bool
+    value: str = field(default="", repr=False)
+    """The identifier as given; kept only for a scanned code's own payees and store."""
 
 
 @dataclass
@@ -120,7 +125,38 @@ class DecisionService:
               amount_jpy: int | None = None,
               now: dt.datetime | dt.date | None = None) -> Decision:
         """The decision, asking CLUE (sync client) within the fallback's budget."""
-        pending = self._prepare(identifiers, qr_payload, amount_jpy)
+        decision, _answers = self._decide(self._prepare(identifiers, qr_payload, amount_jpy,
+                                                        None), now)
+        return decision
+
+    async def check_async(self, identifiers: Mapping[str, str | None], *,
+                          qr_payload: str | None = None, amount_jpy: int | None = None,
+                          now: dt.datetime | dt.date | None = None) -> Decision:
+        """The same decision for the async client: the request is awaited, not pooled."""
+        pending = self._prepare(identifiers, qr_payload, amount_jpy, None)
+        decision, _answers = await self._decide_async(pending, now)
+        return decision
+
+    def check_qr(self, payload: str, *, now: dt.datetime | dt.date | None = None,
+                 timeout: float | None = None
+                 ) -> tuple[Decision, tuple[LookupResult, ...]]:
+        """A scanned code alone, under the policy: the decision and CLUE's answers for
+        the code's payees and store, in that order (value: the ``qr_payee`` string or
+        the store ID). An answer CLUE did not give in time is missing; the decision is
+        then degraded, as for :meth:`check`. ``timeout`` (seconds) replaces the
+        fallback's budget for this call."""
+        decision, answers = self._decide(self._prepare_qr(payload, timeout), now)
+        return decision, _valued(answers)
+
+    async def check_qr_async(self, payload: str, *, now: dt.datetime | dt.date | None = None,
+                             timeout: float | None = None
+                             ) -> tuple[Decision, tuple[LookupResult, ...]]:
+        """:meth:`check_qr` for the async client."""
+        decision, answers = await self._decide_async(self._prepare_qr(payload, timeout), now)
+        return decision, _valued(answers)
+
+    def _decide(self, pending: _Pending, now: dt.datetime | dt.date | None
+                ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
         fresh: list[LookupResult] | None = None
         error: ClueError | None = None
         if pending.fetch:
@@ -132,11 +168,8 @@ class DecisionService:
                 error = exc
         return self._conclude(pending, fresh, error, now)
 
-    async def check_async(self, identifiers: Mapping[str, str | None], *,
-                          qr_payload: str | None = None, amount_jpy: int | None = None,
-                          now: dt.datetime | dt.date | None = None) -> Decision:
-        """The same decision for the async client: the request is awaited, not pooled."""
-        pending = self._prepare(identifiers, qr_payload, amount_jpy)
+    async def _decide_async(self, pending: _Pending, now: dt.datetime | dt.date | None
+                            ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
         fresh: list[LookupResult] | None = None
         error: ClueError | None = None
         if pending.fetch:
@@ -149,9 +182,14 @@ class DecisionService:
                 error = exc
         return self._conclude(pending, fresh, error, now)
 
+    def _prepare_qr(self, payload: str, timeout: float | None) -> _Pending:
+        if not isinstance(payload, str):
+            raise TypeError(f"payload must be a str, not {type(payload).__name__}")
+        return self._prepare({}, payload, None, timeout)
+
     def _prepare(self, identifiers: Mapping[str, str | None], qr_payload: str | None,
-                 amount_jpy: int | None) -> _Pending:
-        deadline = Deadline(self.fallback.timeout)
+                 amount_jpy: int | None, timeout: float | None) -> _Pending:
+        deadline = Deadline(self.fallback.timeout if timeout is None else timeout)
         if amount_jpy is not None and (isinstance(amount_jpy, bool)
                                        or not isinstance(amount_jpy, int) or amount_jpy < 0):
             raise ValueError(f"amount_jpy must be a whole number of yen ≥ 0, not {amount_jpy!r}")
@@ -180,7 +218,8 @@ class DecisionService:
         return _Pending(asks, answers, fetch, unchecked, scan, problem, amount_jpy, deadline)
 
     def _conclude(self, pending: _Pending, fresh: list[LookupResult] | None,
-                  error: ClueError | None, now: dt.datetime | dt.date | None) -> Decision:
+                  error: ClueError | None, now: dt.datetime | dt.date | None
+                  ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
         asks, answers, unchecked, problem = (pending.asks, pending.answers, pending.unchecked,
                                              pending.problem)
         if error is not None:
@@ -199,11 +238,12 @@ class DecisionService:
                               for i in sorted(answers)),
             qr=_qr_evidence(pending.scan, [(asks[i], answers[i]) for i in sorted(answers)]),
             unchecked=tuple(unchecked), today=today, amount_jpy=pending.amount_jpy)
+        qr_answers = [(asks[i].value, answers[i]) for i in sorted(answers) if asks[i].from_qr]
         if problem is not None:
             decision = decide_degraded(self.policy, evidence, self.fallback, problem)
             log.warning("CLUE check degraded to %r: %s", decision.tier, problem)
-            return decision
-        return decide(self.policy, evidence)
+            return decision, qr_answers
+        return decide(self.policy, evidence), qr_answers
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -211,7 +251,8 @@ class DecisionService:
         client = self.client
         items = tuple(client._token_fields(id_type, value, version)
                       for version in client.network_keys.versions)
-        return _Ask(id_type, items, request_key(client.key_id, items), from_qr)
+        return _Ask(id_type, items, request_key(client.key_id, items), from_qr,
+                    value if from_qr else "")
 
     def _scan(self, payload: str | None, asks: list[_Ask], unchecked: list[tuple[str, str]]
               ) -> tuple[ScannedQr | None, str | None]:
@@ -240,7 +281,8 @@ class DecisionService:
         if len(items) > MAX_ITEMS:
             raise ValueError(f"a check asks at most {MAX_ITEMS} tokens")
         if pending.deadline.left() <= 0:
-            raise DeadlineExceeded(f"no time left for CLUE within {self.fallback.timeout_ms} ms",
+            raise DeadlineExceeded(f"no time left for CLUE within "
+                                   f"{pending.deadline.timeout * 1000:.0f} ms",
                                    pending.deadline.timeout)
         # No retries: the budget is too short for one, and a fallback is the answer.
         return Call("POST", "/lookups", {"items": items}), pending.deadline
@@ -280,7 +322,12 @@ def _qr_evidence(scan: ScannedQr | None, answered: list[tuple[_Ask, LookupResult
         if ask.from_qr and result.matched:
             flags.add("payee_reported" if ask.id_type == "qr_payee" else "store_swap_reported")
     return QrEvidence(frozenset(flags), error_code=scan.error_code, store_id=scan.store_id,
-                      payees=len(scan.payees))
+                      payees=len(scan.payees), warnings=scan.warnings)
+
+
+def _valued(answers: list[tuple[str, LookupResult]]) -> tuple[LookupResult, ...]:
+    """A scanned code's answers, each carrying the payee or store ID it answers for."""
+    return tuple(replace(result, value=value) for value, result in answers)
 
 
 def _today(now: dt.datetime | dt.date | None) -> dt.date:

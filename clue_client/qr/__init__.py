@@ -16,6 +16,8 @@ Pure Python, no network. The public surface is this module::
 
 * ``parse_mpm(payload) -> MpmCode`` validates a scanned payload and raises
   ``MpmError`` (with ``code``, ``tag``, ``position``) for anything invalid;
+  ``MpmCode.warnings`` lists the EMV deviations real issuers ship (``MpmWarning``,
+  codes in ``WARNINGS``: no ID 52 in PromptPay, VietQR and QRIS codes, ...);
 * ``build_mpm(fields) -> str`` makes a payload with its CRC;
 * ``jpqr_view(code) -> JpqrInfo | None`` reads the unified store ID and the
   Japanese merchant name of a JPQR code;
@@ -39,8 +41,10 @@ from clue_client.qr.jpqr import (
 )
 from clue_client.qr.mpm import (
     MAX_PAYLOAD_LENGTH,
+    WARNINGS,
     FieldValue,
     MpmCode,
+    MpmWarning,
     SubFields,
     build_mpm,
     parse_mpm,
@@ -50,10 +54,12 @@ from clue_client.qr.mpm import (
 __all__ = [
     "JPQR_GUID",
     "MAX_PAYLOAD_LENGTH",
+    "WARNINGS",
     "FieldValue",
     "JpqrInfo",
     "MpmCode",
     "MpmError",
+    "MpmWarning",
     "SubFields",
     "build_mpm",
     "crc16_ccitt_false",

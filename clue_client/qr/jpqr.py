@@ -20,19 +20,14 @@ postal code (ID 61) and a Japanese language template (ID 64, language ``JA``, th
 merchant's Japanese name in sub-ID 01).
 
 Payees. ``payee_of(code)`` names who a code pays, for the ``qr_payee`` identifier
-(``"guid|account"``) used to report forged or swapped stickers:
-
-* it looks at the merchant-account templates (IDs 26–51) in ID order, lowest first,
-  and takes the first that has a GUID (sub-ID 00) and some account data; ID order
-  rather than payload order, because EMV lets the same code list its data objects
-  in any order and the identifier must not change with it;
-* the GUID is lower-cased (GUIDs are reverse domain names or AIDs, which are
-  case-insensitive);
-* for a JPQR template with a well-formed store ID the account is the 29-digit store
-  ID; for any other template it is the template's other sub-fields as ``id=value``
-  joined by ``;`` in sub-ID order (``"01=123e4567-...;02=..."``), with ``%``, ``;``,
-  ``=`` and ``|`` in the GUID or a value written ``%25``, ``%3B``, ``%3D``, ``%7C`` so
-  that two different templates never give the same string.
+used to report forged or swapped stickers. Its one definition is
+:func:`clue_client.canonical.qr_payee`, applied to each merchant-account template
+(IDs 26–51) with a GUID and some account data, in ID order, lowest first (ID order
+rather than payload order, because EMV lets the same code list its data objects in any
+order and the identifier must not change with it): ``guid|account``, where the account
+of a well-formed JPQR template is the 29-digit store ID and of any other template its
+sub-fields as ``id=value`` joined by ``;`` in sub-ID order, percent-encoded so that two
+different templates never give the same string (docs/protocol.md §2).
 
 Primitive merchant accounts (IDs 02–25, card-network merchant IDs) are not payees
 in this sense: they name an acquirer-side merchant, not a template with a GUID.
@@ -42,6 +37,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clue_client.canonical import qr_payee
+from clue_client.errors import InvalidIdentifier
 from clue_client.qr.errors import MpmError
 from clue_client.qr.mpm import MpmCode, SubFields, sub_field
 
@@ -61,7 +58,6 @@ _STORE_ID_PARTS = (
     ("03", 6, "store"),
     ("04", 6, "terminal"),
 )
-_ESCAPES = str.maketrans({"%": "%25", ";": "%3B", "=": "%3D", "|": "%7C"})
 
 
 @dataclass(frozen=True)
@@ -207,34 +203,27 @@ def jpqr_view(code: MpmCode, *, strict: bool = False) -> JpqrInfo | None:
         return None
 
 
-def _escape(text: str) -> str:
-    return text.translate(_ESCAPES)
-
-
 def payees_of(code: MpmCode) -> list[tuple[str, str]]:
     """Every ``(guid, account)`` payee of the code's templates 26–51, in ID order.
 
-    See the module documentation for the exact form; a code a wallet may pay
-    through any of its templates is safest checked against all of them.
+    Each is :func:`clue_client.canonical.qr_payee` of one template, split at its first
+    ``|``; a template it refuses (no account data, a GUID that is only white space,
+    control characters) names no payee. A code a wallet may pay through any of its
+    templates is safest checked against all of them.
     """
     payees: list[tuple[str, str]] = []
-    for tag, sub_fields in sorted(code.merchant_accounts.items()):
+    for _tag, sub_fields in sorted(code.merchant_accounts.items()):
         if not isinstance(sub_fields, tuple):
             continue
-        guid = _guid(sub_fields)
+        guid = sub_field(sub_fields, "00")
         if guid is None:
             continue
-        if guid == JPQR_GUID:
-            try:
-                payees.append((guid, "".join(_store_id_parts(tag, sub_fields))))
-                continue
-            except MpmError:
-                pass  # a malformed JPQR template is described like any other
-        account = ";".join(
-            f"{sub_id}={_escape(value)}" for sub_id, value in sorted(sub_fields) if sub_id != "00"
-        )
-        if account:
-            payees.append((_escape(guid), account))
+        try:
+            payee = qr_payee(guid, [(k, v) for k, v in sub_fields if k != "00"])
+        except InvalidIdentifier:
+            continue
+        name, _bar, account = payee.partition("|")
+        payees.append((name, account))
     return payees
 
 

@@ -20,6 +20,14 @@ Format (EMV QRCPS MPM v1.1 §4, as profiled by the JPQR guideline part 1 §2.1):
   another language) and 80–99 (unreserved) are templates holding data objects of
   their own with two-digit sub-IDs; 65–79 are reserved for future use and rejected.
 
+Strict and lenient. The structure (data objects, lengths, the CRC, templates, field
+formats) is checked strictly: a payload that breaks it is refused with an
+:class:`MpmError`. A few EMV rules that national schemes do not follow are not: the
+payload format indicator ``02`` (DuitNow), no point of initiation method (ID 01, as in
+Brazil's Pix), no merchant category code, name or city (IDs 52, 59, 60: Thai
+PromptPay, VietQR, QRIS). Such a code parses and lists what it lacks in
+``MpmCode.warnings``, so that a wallet does not call a genuine foreign code forged.
+
 Example::
 
     >>> code = parse_mpm(build_mpm([
@@ -49,8 +57,10 @@ from clue_client.qr.errors import MpmError
 
 __all__ = [
     "MAX_PAYLOAD_LENGTH",
+    "WARNINGS",
     "FieldValue",
     "MpmCode",
+    "MpmWarning",
     "SubFields",
     "build_mpm",
     "parse_mpm",
@@ -75,8 +85,43 @@ _LETTERS = _UPPER | frozenset("abcdefghijklmnopqrstuvwxyz")
 # C0/C1 control characters and lone surrogates: never part of a scanned code, and a
 # lone surrogate cannot even be UTF-8 encoded for the CRC.
 _BAD_CHAR = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_MANDATORY = ("52", "53", "58", "59", "60")
+_MANDATORY = ("53", "58")
+# EMV makes these mandatory too, but published national codes leave them out (or, for
+# ID 00, write another value): accepted, and reported in MpmCode.warnings.
+WARNINGS: dict[str, tuple[str, str]] = {
+    "payload_format_02": (
+        "00", "payload format indicator (ID 00) is '02', as DuitNow (Malaysia) writes it; "
+              "EMV says '01'"),
+    "no_point_of_initiation": (
+        "01", "no point of initiation method (ID 01): the code does not say whether it is "
+              "static (a printed sticker) or dynamic (made for one payment)"),
+    "no_merchant_category": (
+        "52", "no merchant category code (ID 52), as Thai PromptPay, VietQR and QRIS codes "
+              "are published"),
+    "no_merchant_name": ("59", "no merchant name (ID 59)"),
+    "no_merchant_city": ("60", "no merchant city (ID 60)"),
+}
+"""Warning code -> (tag, description) for every deviation :func:`parse_mpm` accepts."""
+_ABSENT_WARNINGS = (("01", "no_point_of_initiation"), ("52", "no_merchant_category"),
+                    ("59", "no_merchant_name"), ("60", "no_merchant_city"))
 _MAX_LENGTH = {"59": 25, "60": 15, "61": 10, "54": 13, "56": 13, "57": 5}
+
+
+@dataclass(frozen=True, slots=True)
+class MpmWarning:
+    """A deviation from EMV MPM that real issuers ship; the code is still read."""
+
+    code: str
+    """Stable: one of the keys of :data:`WARNINGS` (``no_merchant_category``, ...)."""
+    tag: str
+    """The ID concerned (``"52"``)."""
+    detail: str
+    """A human sentence saying what is missing or different."""
+
+
+def _warning(code: str) -> MpmWarning:
+    tag, detail = WARNINGS[code]
+    return MpmWarning(code, tag, detail)
 
 
 def _is_digits(text: str) -> bool:
@@ -210,8 +255,9 @@ def _check_field(tlv: _Tlv) -> None:
             "reserved_tag", f"ID {tag} is reserved for future use (65-79)", tag=tag, position=at
         )
     if tag == "00":
-        if value != "01":
-            raise bad(f"payload format indicator is {_show(value)}, expected '01'")
+        if value not in ("01", "02"):
+            raise bad(f"payload format indicator is {_show(value)}, expected '01' (or "
+                      "DuitNow's '02')")
     elif tag == "01":
         if value not in ("11", "12"):
             raise bad(f"point of initiation is {_show(value)}, expected '11' or '12'")
@@ -348,8 +394,12 @@ def parse_mpm(payload: str) -> MpmCode:
        last of which is ID 63 with four hex digits (``crc_not_last``,
        ``bad_crc_format``, ``missing_field``);
     3. the CRC matches (``crc_mismatch``);
-    4. ID 00 is first and ``01``; no ID twice; no reserved ID; every field and
-       template is well-formed; mandatory fields are present; 55/56/57 agree.
+    4. ID 00 is first and ``01`` (or ``02``); no ID twice; no reserved ID; every field
+       and template is well-formed; 53, 58 and a merchant account (02–51) are
+       present; 55/56/57 agree.
+
+    What EMV requires but published national codes leave out (ID 00 ``02``, no ID 01,
+    52, 59 or 60) does not fail: ``MpmCode.warnings`` lists it.
 
     Raises:
         MpmError: the payload is not valid; ``code`` says why, ``tag`` and
@@ -514,6 +564,17 @@ class MpmCode:
         """The CRC as four upper-case hex digits."""
         body = "".join(f"{t}{len(v):02d}{v}" for t, v in self.fields) + _CRC_HEADER
         return f"{crc16_ccitt_false(body.encode('utf-8')):04X}"
+
+    @property
+    def warnings(self) -> tuple[MpmWarning, ...]:
+        """The EMV deviations this code ships with (see :data:`WARNINGS`), by ID.
+
+        Empty for a code that follows EMV MPM to the letter. A code with warnings is
+        well-formed and its CRC is right; what it lacks is information, not integrity.
+        """
+        found = [_warning("payload_format_02")] if self.get("00") == "02" else []
+        found.extend(_warning(code) for tag, code in _ABSENT_WARNINGS if self.get(tag) is None)
+        return tuple(found)
 
     @property
     def payload_format_indicator(self) -> str | None:

@@ -1,11 +1,15 @@
 """Daily charts as inline SVG, rendered on the server: no JavaScript, no CDN, no inline styles.
 
 Colours come from classes in ``console.css`` (the CSP forbids inline ``style``). Every bar
-and point carries a ``<title>`` so hovering shows the exact value.
+and point carries a ``<title>`` so hovering shows the exact value (the axis rounds to
+``12k``; the title never does). The SVG scales to its box (``viewBox``), so a chart fits a
+narrow window.
 
 >>> import datetime as dt
->>> svg = bar_chart([(dt.date(2025, 1, 1), 3), (dt.date(2025, 1, 2), 5)], label="Lookups")
+>>> svg = bar_chart([(dt.date(2025, 1, 1), 3), (dt.date(2025, 1, 2), 12345)], label="Lookups")
 >>> svg.startswith('<svg') and svg.count('<rect class="bar"') == 2
+True
+>>> "<title>2025-01-02: 12,345</title>" in svg
 True
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from markupsafe import Markup, escape
 
@@ -30,6 +34,14 @@ def _nice_max(value: float) -> float:
         if value <= step * exponent:
             return float(step * exponent)
     return float(10 * exponent)
+
+
+def _grouped(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _exact(value: float, percent: bool, exact: Callable[[float], str]) -> str:
+    return f"{value:.1f}%" if percent else exact(value)
 
 
 def _number(value: float, percent: bool) -> str:
@@ -65,8 +77,9 @@ def _frame(points: Sequence[tuple[dt.date, float | None]], label: str, top: floa
 
 
 def bar_chart(points: Sequence[tuple[dt.date, float]], *, label: str,
-              percent: bool = False) -> Markup:
-    """One bar per day; ``percent`` formats the axis and titles as percentages."""
+              percent: bool = False, exact: Callable[[float], str] = _grouped) -> Markup:
+    """One bar per day; ``percent`` formats the axis and titles as percentages; ``exact``
+    writes a value in full for its tooltip (the locale's grouping in the console)."""
     top = _nice_max(max((v for _, v in points), default=0))
     parts = _frame(points, label, top, percent)
     plot_h = HEIGHT - TOP - BOTTOM
@@ -77,13 +90,13 @@ def bar_chart(points: Sequence[tuple[dt.date, float]], *, label: str,
         y = TOP + plot_h - height
         parts.append(f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.8:.1f}" '
                      f'height="{height:.1f}"><title>{day.isoformat()}: '
-                     f'{escape(_number(value, percent))}</title></rect>')
+                     f'{escape(_exact(value, percent, exact))}</title></rect>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text is escaped above
 
 
 def line_chart(points: Sequence[tuple[dt.date, float | None]], *, label: str,
-               percent: bool = False) -> Markup:
+               percent: bool = False, exact: Callable[[float], str] = _grouped) -> Markup:
     """A polyline through the days that have a value (``None``: no data that day)."""
     known = [(d, v) for d, v in points if v is not None]
     top = _nice_max(max((v for _, v in known), default=0))
@@ -98,7 +111,7 @@ def line_chart(points: Sequence[tuple[dt.date, float | None]], *, label: str,
         y = TOP + plot_h - plot_h * value / top
         coords.append(f"{x:.1f},{y:.1f}")
         parts.append(f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
-                     f'<title>{day.isoformat()}: {escape(_number(value, percent))}</title>'
+                     f'<title>{day.isoformat()}: {escape(_exact(value, percent, exact))}</title>'
                      f"</circle>")
     if len(coords) > 1:
         parts.insert(len(parts) - len(coords), f'<polyline class="line" '

@@ -2,26 +2,32 @@
 
 Security, once, for every page (see docs/console.md):
 
-* a signed session cookie (``clue_console``: HttpOnly, SameSite=Strict, Secure unless
-  ``CLUE_CONSOLE_INSECURE_COOKIES=1``) holding the staff username, a CSRF token and the
-  times of login and last activity; idle (30 min) and absolute (12 h) timeouts;
-* the staff user is reloaded from the database on every request (a removed user is
-  signed out at once, a role change applies at once);
+* a signed cookie (``clue_console``: HttpOnly, SameSite=Strict, Secure unless
+  ``CLUE_CONSOLE_INSECURE_COOKIES=1``) holding a CSRF token and a session token; the
+  session itself lives on the server (``console_sessions``), so signing out and removing
+  a staff user end it there; idle (30 min) and absolute (12 h) timeouts;
+* the staff user is reloaded from the database on every request (a role change applies
+  at once);
 * every POST needs the session's CSRF token (400 without it) and, except sign-out, the
   ``admin`` role (403 for ``auditor``);
+* sign-in is throttled per client address and per account (``auth``), and refused
+  attempts cost no password hash;
+* redirects are relative: nothing is built from the request's ``Host``;
 * every response carries a strict Content-Security-Policy and friends.
+
+The pages themselves are in ``pages.py``; this module has the blueprint, the checks,
+sign-in and sign-out, and the HTML answers for ``/`` and unknown console paths.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import secrets
-import time
 from typing import Any
+from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from flask import (
     Blueprint,
     Flask,
@@ -36,21 +42,12 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.exceptions import HTTPException
 
-import keys
 from clue_server import db
-from clue_server.audit import chain
-from clue_server.audit import services as audit
-from clue_server.config import CATEGORIES, ID_TYPES
-from clue_server.console import auth, charts, queries
-from clue_server.disputes import services as disputes
-from clue_server.errors import ClueError
-from clue_server.members import services as members
-from clue_server.members.models import Member
-from clue_server.quotas import services as quotas
-from clue_server.quotas import settings as council
-from clue_server.stats import services as stats
+from clue_server.console import auth, i18n, sessions
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static")
@@ -66,14 +63,17 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 MAX_CONSOLE_BODY = 256 * 1024
-MAX_PEM_BYTES = 8 * 1024
-LOGIN_FAILED = ("Sign-in failed. Check the username and password. After 5 failed attempts "
-                "an account is locked for 15 minutes.")
-OPEN_ENDPOINTS = {"console.login", "console.static"}
+OPEN_ENDPOINTS = {"console.login", "console.static", "console.unknown"}
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def login_failed() -> str:
+    return str(_("Sign-in failed. Check the username and password."))
 
 
 def init_app(app: Flask) -> None:
     """Register the console; the session secret comes from the server keys directory."""
+    from clue_server.console import pages  # noqa: F401 - registers the page routes on bp
     from clue_server.keystore import console_session_secret
 
     settings = app.extensions["clue_settings"]
@@ -81,24 +81,74 @@ def init_app(app: Flask) -> None:
         app.secret_key = console_session_secret(settings.server_keys_dir)
     else:  # a CLI app (load_keys=False) serves no console pages; any secret will do
         app.secret_key = secrets.token_bytes(32)
+    secure = os.environ.get("CLUE_CONSOLE_INSECURE_COOKIES") != "1"
     app.config.update(
         SESSION_COOKIE_NAME="clue_console",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=os.environ.get("CLUE_CONSOLE_INSECURE_COOKIES") != "1",
+        SESSION_COOKIE_SECURE=secure,
     )
     app.config.setdefault("CONSOLE_IDLE_SECONDS",
                           int(os.environ.get("CLUE_CONSOLE_IDLE_MINUTES", "30")) * 60)
     app.config.setdefault("CONSOLE_MAX_SESSION_SECONDS", 12 * 3600)
+    app.config.setdefault("CONSOLE_PROXY_HOPS",
+                          _hops(os.environ.get("CLUE_CONSOLE_PROXY_HOPS", "0")))
+    i18n.init_app(app, secure_cookie=secure)
     app.register_blueprint(bp)
+    app.add_url_rule("/", "console_root", _root)
+    # Without this rule werkzeug answers /console with a 308 built from the Host header.
+    app.add_url_rule("/console", "console_bare", lambda: redirect(url_for("console.overview")))
+    app.context_processor(_template_globals)
 
     @app.after_request
     def _console_headers(response: Response) -> Response:
         # App-wide so that routing errors under /console (404, 405) get the headers too.
-        if request.path == "/console" or request.path.startswith("/console/"):
+        if request.path in ("/", "/console") or request.path.startswith("/console/"):
             for name, value in SECURITY_HEADERS.items():
                 response.headers[name] = value
-        return response
+        return _relative_redirect(response)
+
+
+def _hops(value: str) -> int:
+    if not value.isdigit() or int(value) > 10:
+        raise SystemExit(f"CLUE_CONSOLE_PROXY_HOPS must be 0 to 10, not {value!r}")
+    return int(value)
+
+
+def _relative_redirect(response: Response) -> Response:
+    """Never send a browser to the host the request named (werkzeug's slash redirects do).
+
+    An absolute ``Location`` on this request's own scheme and host becomes a path; any
+    other is left alone (the console builds none).
+    """
+    location = response.headers.get("Location")
+    if location and 300 <= response.status_code < 400:
+        parts = urlsplit(location)
+        if parts.scheme or parts.netloc:
+            response.headers["Location"] = (parts.path or "/") + (
+                f"?{parts.query}" if parts.query else "")
+    return response
+
+
+def client_address() -> str:
+    """The client's address for throttling: the socket's peer, or, behind
+    ``CLUE_CONSOLE_PROXY_HOPS`` trusted proxies, the address they saw. IPv6 counts by /64
+    (one host usually owns a whole /64)."""
+    address = request.remote_addr or ""
+    hops = current_app.config["CONSOLE_PROXY_HOPS"]
+    if hops:
+        forwarded = [a.strip() for a in request.headers.get("X-Forwarded-For", "").split(",")
+                     if a.strip()]
+        address = forwarded[-hops] if len(forwarded) >= hops else address
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 # -- every request --------------------------------------------------------------------------
@@ -109,54 +159,37 @@ def _guard() -> Any:
     request.max_content_length = MAX_CONSOLE_BODY
     if request.endpoint == "console.static":
         return None
-    g.staff = signed_in_staff(touch=True)
+    g.staff = _signed_in_staff()
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         expected = session.get("csrf", "")
         if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
-            abort(400, "the form's CSRF token is missing or stale; reload the page")
+            abort(400, _("The form's security token (CSRF) is missing or stale. Reload the page "
+                         "and try again."))
     if g.staff is None and request.endpoint not in OPEN_ENDPOINTS:
         return redirect(url_for("console.login"))
     if (request.method == "POST" and g.staff is not None and g.staff.role != "admin"
             and request.endpoint not in {"console.logout", "console.login"}):
-        abort(403, "auditors have read-only access")
+        abort(403, _("Auditors have read-only access."))
     return None
 
 
-def signed_in_staff(*, touch: bool = False) -> Any:
-    """The signed-in, still-existing staff user of this request's session, or ``None``.
-
-    Applies the idle and absolute timeouts. Other parts of the app (``/metrics``) may call
-    it; the console itself calls it with ``touch=True`` to record the activity.
-    """
-    username = session.get("staff_user")
-    if not username:
+def _signed_in_staff() -> Any:
+    """The staff user of this request's server-side session, touching its last-seen time."""
+    token = session.get("sid")
+    if not isinstance(token, str):
         return None
-    now = int(time.time())
-    idle = now - int(session.get("seen", 0))
-    age = now - int(session.get("login_at", 0))
-    if (idle > current_app.config["CONSOLE_IDLE_SECONDS"]
-            or age > current_app.config["CONSOLE_MAX_SESSION_SECONDS"]):
-        if touch:
-            _end_session()
-            flash("Your session expired. Sign in again.")
-        return None
-    user = auth.find_staff(db.get_session(), str(username))
+    dbs = db.get_session()
+    user, expired = sessions.resolve(dbs, token, now=db.utcnow(), touch=True)
+    if dbs.dirty or dbs.deleted or expired:
+        dbs.commit()
     if user is None:
-        if touch:
-            _end_session()
-        return None
-    if touch:
-        session["seen"] = now
+        session.pop("sid", None)
+        if expired:
+            flash(_("Your session expired. Sign in again."))
     return user
 
 
-def _end_session() -> None:
-    session.clear()
-    session["csrf"] = secrets.token_urlsafe(32)
-
-
-@bp.context_processor
 def _template_globals() -> dict[str, Any]:
     def csrf_token() -> str:
         if "csrf" not in session:
@@ -164,21 +197,47 @@ def _template_globals() -> dict[str, Any]:
         token: str = session["csrf"]
         return token
 
-    return {"csrf_token": csrf_token, "staff": g.get("staff"),
-            "is_admin": g.get("staff") is not None and g.staff.role == "admin"}
+    staff = g.get("staff")
+    return {"csrf_token": csrf_token, "staff": staff,
+            "is_admin": staff is not None and staff.role == "admin"}
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException) -> tuple[str, int]:
-    return render_template("console/error.html", error=error), error.code or 500
+def _http_error(error: HTTPException) -> Any:
+    code = error.code or 500
+    descriptions = {
+        403: _("You may not do this."),
+        404: _("There is no console page at this address."),
+        405: _("This page does not take that kind of request."),
+        413: _("The form is larger than the console accepts (256 KiB)."),
+    }
+    description = error.description
+    if code in descriptions and (description is None
+                                 or description == type(error).description):
+        description = descriptions[code]
+    response = current_app.make_response(
+        (render_template("console/error.html", code=code, description=description), code))
+    for name, value in error.get_headers():
+        if name.lower() in ("allow", "retry-after"):
+            response.headers[name] = value
+    return response
 
 
-def _actor() -> str:
-    return auth.actor(g.staff.username)
+@bp.route("/<path:unknown>", methods=ALL_METHODS)
+def unknown(unknown: str) -> Any:
+    abort(404)
 
 
-def _commit() -> None:
+def _root() -> Any:
+    return render_template("console/root.html")
+
+
+def commit() -> None:
     db.get_session().commit()
+
+
+def actor() -> str:
+    return auth.actor(g.staff.username)
 
 
 # -- sign-in --------------------------------------------------------------------------------
@@ -193,239 +252,36 @@ def login() -> Any:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     dbs = db.get_session()
-    user = auth.authenticate(dbs, username, password, now=db.utcnow())
-    _commit()  # failure counters and lockouts count too
-    if user is None:
-        return render_template("console/login.html", error=LOGIN_FAILED, username=username), 401
+    now = db.utcnow()
+    address = client_address()
+    result = auth.authenticate(dbs, username, password, address=address, now=now)
+    if isinstance(result, auth.Refused):
+        commit()  # the failure counts
+        shown = username[:64].replace("\x00", "")
+        if result.throttled:
+            minutes = (result.retry_after + 59) // 60
+            error = ngettext(
+                "Too many failed sign-ins. Try again in %(num)d minute, or ask an "
+                "administrator to run clue-server staff unlock.",
+                "Too many failed sign-ins. Try again in %(num)d minutes, or ask an "
+                "administrator to run clue-server staff unlock.", minutes)
+            page = render_template("console/login.html", error=error, username=shown)
+            return page, 429, {"Retry-After": str(result.retry_after)}
+        return render_template("console/login.html", error=login_failed(), username=shown), 401
+    token = sessions.start(dbs, result, address=address, now=now)
+    commit()
     session.clear()  # a fresh session (and CSRF token) at every sign-in
-    now = int(time.time())
-    session.update(staff_user=user.username, login_at=now, seen=now,
-                   csrf=secrets.token_urlsafe(32))
+    session.update(sid=token, csrf=secrets.token_urlsafe(32))
     return redirect(url_for("console.overview"))
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    _end_session()
-    flash("Signed out.")
+    token = session.get("sid")
+    if isinstance(token, str):
+        sessions.end(db.get_session(), token)
+        commit()
+    session.clear()
+    session["csrf"] = secrets.token_urlsafe(32)
+    flash(_("Signed out."))
     return redirect(url_for("console.login"))
-
-
-# -- overview -------------------------------------------------------------------------------
-
-
-@bp.get("/")
-def overview() -> Any:
-    dbs = db.get_session()
-    now = db.utcnow()
-    series = stats.daily_series(dbs, days=90, today=now.date())
-    registrations = [(p.day, p.registrations) for p in series]
-    lookups = [(p.day, p.lookups) for p in series]
-    hit_rate = [(p.day, 100.0 * p.hits / p.lookups if p.lookups else None) for p in series]
-    reports = {(r.id_type, r.category): r.reports
-               for r in stats.active_reports_by_type_and_category(dbs, now)}
-    return render_template(
-        "console/overview.html",
-        charts=[("Registrations per day", charts.bar_chart(registrations,
-                                                           label="Registrations per day")),
-                ("Lookups per day", charts.bar_chart(lookups, label="Lookups per day")),
-                ("Hit rate per day", charts.line_chart(hit_rate, label="Hit rate per day",
-                                                       percent=True))],
-        totals={"registrations": sum(p.registrations for p in series),
-                "lookups": sum(p.lookups for p in series), "hits": sum(p.hits for p in series)},
-        reports=reports, id_types=ID_TYPES, categories=CATEGORIES,
-        by_status=stats.members_by_status(dbs),
-        anomalies=stats.volume_anomalies(dbs, now.date()))
-
-
-# -- members --------------------------------------------------------------------------------
-
-
-@bp.get("/members")
-def members_page() -> Any:
-    return _render_members()
-
-
-def _render_members(error: str | None = None, status: int = 200,
-                    form: dict[str, str] | None = None) -> Any:
-    dbs = db.get_session()
-    activity = {a.member_id: a for a in stats.member_activity(dbs, today=db.utcnow().date())}
-    rows = [{"member": m, "activity": activity.get(m.id),
-             "quota": quotas.effective_quota(dbs, m.id)} for m in members.list_members(dbs)]
-    return render_template("console/members.html", rows=rows, error=error,
-                           form=form or {}), status
-
-
-@bp.post("/members")
-def admit() -> Any:
-    name = request.form.get("name", "").strip()
-    form = {"name": name}
-    try:
-        signing = _pem_field("public_key", Ed25519PublicKey, "an Ed25519 signing public key",
-                             required=True)
-        hpke = _pem_field("hpke_key", X25519PublicKey, "an X25519 (HPKE) public key",
-                          required=False)
-        dbs = db.get_session()
-        member = members.add_member(dbs, name, signing, hpke_public_key=hpke, actor=_actor())
-    except (members.MemberError, _FormError) as exc:
-        db.get_session().rollback()
-        return _render_members(error=str(exc), status=400, form=form)
-    member_id, member_name = member.id, member.name
-    _commit()
-    flash(f"Admitted {member_name} as {member_id}.")
-    return redirect(url_for("console.members_page"))
-
-
-class _FormError(ValueError):
-    pass
-
-
-def _pem_field(field: str, kind: type, what: str, *, required: bool) -> Any:
-    """A public key PEM from the file input ``<field>_file`` or the textarea ``<field>``."""
-    upload = request.files.get(f"{field}_file")
-    data = b""
-    if upload is not None and upload.filename:
-        data = upload.stream.read(MAX_PEM_BYTES + 1)
-    if not data:
-        data = request.form.get(field, "").encode("utf-8", "replace")
-    if not data.strip():
-        if required:
-            raise _FormError(f"{what} is required (a PEM file or pasted PEM text)")
-        return None
-    if len(data) > MAX_PEM_BYTES:
-        raise _FormError(f"{what}: the PEM is larger than {MAX_PEM_BYTES} bytes")
-    try:
-        key = keys.load_public_key_pem(data, source=field)
-    except keys.KeyFileError:
-        raise _FormError(f"{what}: not a PEM public key") from None
-    if not isinstance(key, kind):
-        raise _FormError(f"{what}: the PEM holds another kind of key")
-    return key
-
-
-@bp.post("/members/<member_id>/status")
-def member_status(member_id: str) -> Any:
-    wanted = {"suspend": "suspended", "resume": "active"}.get(request.form.get("action", ""))
-    if wanted is None:
-        abort(400, "action must be suspend or resume")
-    member = _member_or_404(member_id)
-    try:
-        members.set_status(db.get_session(), member.id, wanted, actor=_actor())
-    except members.MemberError as exc:
-        flash(str(exc))
-        return redirect(url_for("console.members_page"))
-    _commit()
-    flash(f"{member.name} is now {wanted}.")
-    return redirect(url_for("console.members_page"))
-
-
-@bp.post("/members/<member_id>/quota")
-def member_quota(member_id: str) -> Any:
-    member = _member_or_404(member_id)
-    lookups = _optional_int("daily_lookups", minimum=0)
-    registrations = _optional_int("daily_registrations", minimum=0)
-    try:
-        quotas.set_member_quota(db.get_session(), member.id, lookups, registrations, _actor())
-    except quotas.QuotaError as exc:
-        db.get_session().rollback()
-        return _render_members(error=str(exc), status=400)
-    _commit()
-    flash(f"Quota of {member.name} saved.")
-    return redirect(url_for("console.members_page"))
-
-
-def _member_or_404(member_id: str) -> Member:
-    member = db.get_session().get(Member, member_id[:32])
-    if member is None:
-        abort(404, "no such member")
-    return member
-
-
-def _optional_int(field: str, *, minimum: int = 1, maximum: int = 10**9) -> int | None:
-    raw = request.form.get(field, "").strip()
-    if not raw:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        abort(400, f"{field} must be a whole number from {minimum} to {maximum}, or empty")
-    return int(raw)
-
-
-# -- disputes -------------------------------------------------------------------------------
-
-
-@bp.get("/disputes")
-def disputes_page() -> Any:
-    now = db.utcnow()
-    rows = disputes.list_disputes(db.get_session(), now, include_closed=True)
-    return render_template("console/disputes.html", rows=rows, now=now,
-                           deadline_days=council.dispute_deadline_days(db.get_session()),
-                           overdue=sum(1 for r in rows if r["overdue"]))
-
-
-@bp.post("/disputes/suspend-overdue")
-def suspend_overdue() -> Any:
-    dispute_id = request.form.get("dispute_id") or None
-    try:
-        count = disputes.suspend_overdue(db.get_session(), db.utcnow(), _actor(),
-                                         dispute_id=dispute_id)
-    except ClueError as exc:
-        db.get_session().rollback()
-        flash(exc.detail)
-        return redirect(url_for("console.disputes_page"))
-    _commit()
-    flash(f"Suspended {count} report(s) of reporters who missed the deadline.")
-    return redirect(url_for("console.disputes_page"))
-
-
-# -- audit ----------------------------------------------------------------------------------
-
-
-@bp.get("/audit")
-def audit_page() -> Any:
-    dbs = db.get_session()
-    before = request.args.get("before", "")
-    entries = queries.recent_audit(dbs, before=int(before) if before.isdigit() else None)
-    return render_template("console/audit.html", entries=entries, chain=_chain_status(dbs))
-
-
-def _chain_status(dbs: Any) -> chain.ChainStatus:
-    settings = current_app.extensions["clue_settings"]
-    return chain.verify_chain(dbs, chain.server_public_keys(settings.server_keys_dir))
-
-
-# -- retention ------------------------------------------------------------------------------
-
-
-@bp.get("/retention")
-def retention_page() -> Any:
-    return _render_retention()
-
-
-def _render_retention(error: str | None = None, status: int = 200) -> Any:
-    dbs = db.get_session()
-    limits = council.retention_days(dbs, current_app.extensions["clue_settings"])
-    soon = queries.expiring(dbs, db.utcnow(), days=30)
-    return render_template("console/retention.html", limits=limits, soon=soon,
-                           id_types=ID_TYPES, error=error), status
-
-
-@bp.post("/retention")
-def retention_set() -> Any:
-    id_type = request.form.get("id_type", "")
-    if id_type not in ID_TYPES:
-        abort(400, "unknown identifier type")
-    days = _optional_int("days", maximum=3650)
-    if days is None:
-        abort(400, "days is required")
-    dbs = db.get_session()
-    before = council.retention_days(dbs, current_app.extensions["clue_settings"])[id_type]
-    try:
-        council.set_int(dbs, f"retention_days.{id_type}", days, maximum=3650)
-    except council.SettingError as exc:
-        dbs.rollback()
-        return _render_retention(error=str(exc), status=400)
-    audit.record(dbs, actor=_actor(), action="retention.set", subject=id_type,
-                 days=days, previous=before)
-    _commit()
-    flash(f"Reports of type {id_type} now live at most {days} days.")
-    return redirect(url_for("console.retention_page"))

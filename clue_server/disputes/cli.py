@@ -2,6 +2,7 @@
 
     clue-server dispute list [--all] [--json]
     clue-server dispute suspend-overdue [--yes] [--dispute d_...]
+    clue-server dispute deadline [DAYS]     # show, or set, the days reporters have to answer
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import click
 from clue_server import create_app, db
 from clue_server.disputes import services
 from clue_server.errors import ClueError
+from clue_server.quotas import settings as council
 
 
 @click.group("dispute")
@@ -73,6 +75,28 @@ def dispute_suspend_overdue(dispute_id: str | None, yes: bool) -> None:
     except ClueError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(f"suspended {count} report(s)")
+
+
+@dispute.command("deadline")
+@click.argument("days", required=False,
+                type=click.IntRange(1, council.MAX_DISPUTE_DEADLINE_DAYS))
+def dispute_deadline(days: int | None) -> None:
+    """Show the council setting dispute.deadline_days, or set it to DAYS (audited).
+
+    A change applies to disputes filed after it; open disputes keep their deadline.
+    """
+    app = create_app(load_keys=False)
+    with db.session_scope(app) as session:
+        if days is None:
+            click.echo(f"reporters have {council.dispute_deadline_days(session)} day(s) to "
+                       "answer a dispute")
+            return
+        try:
+            previous = council.set_dispute_deadline_days(session, days, actor="council")
+        except council.SettingError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"reporters now have {days} day(s) to answer disputes filed from now on "
+               f"(was {previous})")
 
 
 def _json_default(value: Any) -> str:

@@ -37,7 +37,8 @@ class DisputeReport(Base):
     __tablename__ = "dispute_reports"
 
     dispute_id: Mapped[str] = mapped_column(ForeignKey("disputes.id"), primary_key=True)
-    report_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Indexed on its own: a look-up asks, per matched report, whether a dispute covers it.
+    report_id: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
     reporter_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
     answer: Mapped[str | None] = mapped_column(String(16), nullable=True)
     answer_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

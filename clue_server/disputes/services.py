@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
@@ -120,6 +120,11 @@ def _reason(root: Any) -> str:
     if any(ord(c) < 32 and c not in "\n\t" for c in stripped) or "\x7f" in stripped:
         raise ValidationFailed("reason must not contain control characters",
                                pointer="/reason")
+    # json_body already refuses lone surrogates; a reason must be storable as UTF-8
+    # whatever called this.
+    if any("\ud800" <= c <= "\udfff" for c in stripped):
+        raise ValidationFailed("reason must be valid Unicode (no lone surrogates)",
+                               pointer="/reason")
     return stripped
 
 
@@ -130,27 +135,52 @@ def new_dispute_id(now: dt.datetime) -> str:
     return f"d_{int(now.timestamp() * 1000):012x}{secrets.token_hex(8)}"
 
 
+class NothingToDispute(NotFound):
+    """No active report matches: the caller's view keeps the count and audit row."""
+
+
+class OnlyOwnReports(ValidationFailed):
+    """Every matching report is the caller's: the caller's view keeps the count."""
+
+
 def open_dispute(session: Session, member_id: str, new: NewDispute, server_keys: ServerKeys,
-                 *, now: dt.datetime) -> tuple[dict[str, Any], bool]:
+                 *, now: dt.datetime, count: Callable[[bool], None] = lambda _matched: None
+                 ) -> tuple[dict[str, Any], bool]:
     """File a dispute; returns ``(answer, created)``.
 
     Routed to every active (unexpired, unsuspended) report of another member that matches
     the token (under any pepper) or, for e-mail, the folded token. The caller's own
     matching reports are not routed: it can withdraw them itself.
+
+    Filing answers "is this token reported?", so it is counted like a look-up of one
+    identifier whatever the outcome: ``count(matched)`` (the view's look-up counter,
+    which raises 429 when the quota is used up) runs once the matching is done and
+    before anything is written.
+    A miss raises ``NothingToDispute`` (404) after an audit row (``dispute.no_match``,
+    with the type and never the token); every report being the caller's own raises
+    ``OnlyOwnReports`` (422). The view commits before either is sent.
     """
     hashes = server_keys.token_hashes(new.token)
+    matches = [_Matched(r.id, r.member_id)
+               for r in _active_matches(session, new, hashes, server_keys, now)]
+    count(bool(matches))
     existing = session.scalars(select(Dispute).where(
         Dispute.opened_by == member_id, Dispute.status == "open",
         Dispute.id_type == new.id_type, Dispute.token_hash.in_(hashes))).first()
     if existing is not None:
         return _filed_json(session, existing), False
-    matches = _active_matches(session, new, hashes, server_keys, now)
     if not matches:
-        raise NotFound("no active report matches this token; there is nothing to dispute")
+        audit.record(session, actor=member_id, action="dispute.no_match", subject=member_id,
+                     id_type=new.id_type)
+        raise NothingToDispute("no active report matches this token; there is nothing to "
+                               "dispute")
     routed = [r for r in matches if r.member_id != member_id]
     if not routed:
-        raise ValidationFailed("every report matching this token is your own; withdraw it "
-                               "(DELETE /v1/reports/{id}) instead of disputing it")
+        own = [r.id for r in matches]
+        raise OnlyOwnReports(
+            f"every report matching this token is your own ({', '.join(own)}); withdraw "
+            f"it instead of disputing it: `clue withdraw {' '.join(own)}` (in the API, "
+            "DELETE /v1/reports/{id})", report_ids=own)
     days = council.dispute_deadline_days(session)
     dispute = Dispute(id=new_dispute_id(now), opened_by=member_id, id_type=new.id_type,
                       token_hash=hashes[0], pepper_version=server_keys.peppers.current.version,
@@ -166,6 +196,12 @@ def open_dispute(session: Session, member_id: str, new: NewDispute, server_keys:
                  id_type=new.id_type, reports=len(routed),
                  reporters=len({r.member_id for r in routed}), deadline=iso_utc(dispute.deadline))
     return _filed_json(session, dispute), True
+
+
+@dataclass(frozen=True)
+class _Matched:
+    id: str
+    member_id: str
 
 
 def _active_matches(session: Session, new: NewDispute, hashes: list[bytes],
@@ -194,21 +230,28 @@ def _filed_json(session: Session, dispute: Dispute) -> dict[str, Any]:
 
 def incoming(session: Session, member_id: str) -> list[dict[str, Any]]:
     """Open disputes routed to ``member_id``: its own affected reports and answers, and
-    never who filed."""
+    never who filed. Also the expired ones whose deadline it missed while a report the
+    council suspended for it is still there: the owner must see why it stopped matching."""
+    suspended_here = and_(Dispute.status == "expired", DisputeReport.answer.is_(None),
+                          Report.suspended_at.is_not(None))
     rows = session.execute(
-        select(Dispute, DisputeReport).join(DisputeReport, DisputeReport.dispute_id == Dispute.id)
-        .where(DisputeReport.reporter_id == member_id, Dispute.status == "open")
+        select(Dispute, DisputeReport, Report.suspended_at)
+        .join(DisputeReport, DisputeReport.dispute_id == Dispute.id)
+        .outerjoin(Report, Report.id == DisputeReport.report_id)
+        .where(DisputeReport.reporter_id == member_id,
+               or_(Dispute.status == "open", suspended_here))
         .order_by(Dispute.opened_at, Dispute.id, DisputeReport.report_id)).all()
     answers: dict[str, dict[str, Any]] = {}
-    for dispute, routed in rows:
+    for dispute, routed, suspended_at in rows:
         entry = answers.setdefault(dispute.id, {
-            "id": dispute.id, "type": dispute.id_type, "reason": dispute.reason,
-            "opened_at": iso_utc(dispute.opened_at), "deadline": iso_utc(dispute.deadline),
-            "reports": []})
+            "id": dispute.id, "type": dispute.id_type, "status": dispute.status,
+            "reason": dispute.reason, "opened_at": iso_utc(dispute.opened_at),
+            "deadline": iso_utc(dispute.deadline), "reports": []})
         entry["reports"].append({
             "id": routed.report_id, "answer": routed.answer,
             "answer_reason": routed.answer_reason,
-            "answered_at": iso_utc(routed.answered_at) if routed.answered_at else None})
+            "answered_at": iso_utc(routed.answered_at) if routed.answered_at else None,
+            "suspended_at": iso_utc(suspended_at) if suspended_at else None})
     return list(answers.values())
 
 

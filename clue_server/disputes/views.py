@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -10,6 +11,7 @@ from clue_server import db
 from clue_server.disputes import services
 from clue_server.errors import BadRequest, ValidationFailed
 from clue_server.networkkeys.services import retired_versions
+from clue_server.quotas import services as quotas
 from clue_server.validation import json_body
 
 bp = Blueprint("disputes", __name__, url_prefix="/disputes")
@@ -22,8 +24,26 @@ def open_dispute() -> Response:
     if new.key_version in retired_versions(session):
         raise ValidationFailed(f"key_version {new.key_version} is a retired network-key version; "
                                "fetch the current key and use it", pointer="/key_version")
-    answer, created = services.open_dispute(session, g.caller.member_id, new,
-                                            current_app.extensions["clue_keys"], now=db.utcnow())
+    # Filing tells the caller whether the token is reported: it is a look-up of one
+    # identifier, counted against the same daily quota (429 when it is used up) once
+    # the matching is done and before anything is written.
+    now = db.utcnow()
+
+    def count(matched: bool) -> None:
+        # The count commits on a connection of its own: end this request's read first
+        # (nothing is written yet; an SQLite transaction holds the write lock).
+        session.commit()
+        quotas.lookup_counter().count(g.caller.member_id, Counter({new.id_type: 1}),
+                                      Counter({new.id_type: int(matched)}), now)
+
+    try:
+        answer, created = services.open_dispute(session, g.caller.member_id, new,
+                                                current_app.extensions["clue_keys"],
+                                                now=now, count=count)
+    except (services.NothingToDispute, services.OnlyOwnReports):
+        # The refusal still answered the question: its count stands; keep its audit row.
+        session.commit()
+        raise
     session.commit()
     response = jsonify(answer)
     response.status_code = 201 if created else 200

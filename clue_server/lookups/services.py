@@ -8,17 +8,12 @@ not times), and whether the caller itself reported it. It never says who.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from clue_server.config import ID_TYPES, Settings
-from clue_server.disputes.services import disputed_report_ids
 from clue_server.keystore import ServerKeys
-from clue_server.reports.models import Report
 from clue_server.reports.services import MAX_KEY_VERSION
 from clue_server.validation import (
     expect_choice,
@@ -28,6 +23,9 @@ from clue_server.validation import (
     expect_token,
     item_error,
 )
+
+if TYPE_CHECKING:
+    from clue_server.hotpath import HotPath
 
 _CHUNK = 400  # bound the size of one IN (...) list
 
@@ -67,14 +65,22 @@ def parse_lookup_body(body: Any, settings: Settings) -> list[LookupItem]:
     return parsed
 
 
-def lookup(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
-           *, now: dt.datetime) -> list[dict[str, Any]]:
-    return match(session, member_id, items, server_keys, now=now)[0]
+class Match(NamedTuple):
+    """A live report one of the items matched (``hotpath.HotPath.match`` rows)."""
+
+    id: str
+    member_id: str
+    id_type: str
+    category: str
+    created_at: dt.datetime
+    token_hash: bytes
+    folded_hash: bytes | None
+    disputed: bool
 
 
-def match(session: Session, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
-          *, now: dt.datetime) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """The answers, and for the council's hit log the ids of the reports each item matched."""
+def match(hot: HotPath, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
+          *, now: dt.datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The answers, and how many items of each type matched (the day's hit counts)."""
     exact_of: dict[bytes, list[int]] = defaultdict(list)
     folded_of: dict[bytes, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
@@ -83,45 +89,39 @@ def match(session: Session, member_id: str, items: list[LookupItem], server_keys
         if item.folded_token is not None:
             for h in server_keys.token_hashes(item.folded_token):
                 folded_of[h].append(index)
-    exact_rows: dict[int, list[Report]] = defaultdict(list)
-    folded_rows: dict[int, list[Report]] = defaultdict(list)
-    for row in _matching_rows(session, list(exact_of), list(folded_of), now):
-        for index in exact_of.get(row.token_hash, ()):
-            if items[index].id_type == row.id_type:
-                exact_rows[index].append(row)
-        if row.folded_hash is not None:
-            for index in folded_of.get(row.folded_hash, ()):
+    exact_rows: dict[int, list[Match]] = defaultdict(list)
+    folded_rows: dict[int, list[Match]] = defaultdict(list)
+    exact_all, folded_all = list(exact_of), list(folded_of)
+    for start in range(0, max(len(exact_all), len(folded_all)), _CHUNK):
+        for raw in hot.match(exact_all[start:start + _CHUNK],
+                             folded_all[start:start + _CHUNK], now):
+            row = Match(*raw)
+            for index in exact_of.get(row.token_hash, ()):
                 if items[index].id_type == row.id_type:
-                    folded_rows[index].append(row)
-    matched_ids = {r.id for rows in (*exact_rows.values(), *folded_rows.values()) for r in rows}
-    disputed = disputed_report_ids(session, matched_ids) if matched_ids else set()
-    results = [_result(member_id, exact_rows.get(i, []), folded_rows.get(i, []), disputed)
+                    exact_rows[index].append(row)
+            if row.folded_hash is not None:
+                for index in folded_of.get(row.folded_hash, ()):
+                    if items[index].id_type == row.id_type:
+                        folded_rows[index].append(row)
+    hits: Counter[str] = Counter(items[i].id_type for i in set(exact_rows) | set(folded_rows))
+    results = [_result(member_id, exact_rows[i], folded_rows.get(i, []))
+               if i in exact_rows or i in folded_rows else _NO_MATCH
                for i in range(len(items))]
-    report_ids = [sorted({r.id for r in exact_rows.get(i, []) + folded_rows.get(i, [])})
-                  for i in range(len(items))]
-    return results, report_ids
+    return results, hits
 
 
-def _matching_rows(session: Session, exact: list[bytes], folded: list[bytes],
-                   now: dt.datetime) -> list[Report]:
-    rows: dict[str, Report] = {}
-    for column, hashes in ((Report.token_hash, exact), (Report.folded_hash, folded)):
-        for start in range(0, len(hashes), _CHUNK):
-            chunk = hashes[start:start + _CHUNK]
-            query = select(Report).where(column.in_(chunk), Report.expires_at > now,
-                                         Report.suspended_at.is_(None))
-            for row in session.scalars(query):
-                rows[row.id] = row
-    return list(rows.values())
+_NO_MATCH: dict[str, Any] = {
+    "matched": False, "match": None, "categories": [], "reporters": 0, "first_reported": None,
+    "last_reported": None, "reported_by_me": False, "disputed": False}
 
 
-def _result(member_id: str, exact: list[Report], folded: list[Report],
-            disputed: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+def _result(member_id: str, exact: list[Any], folded: list[Any],
+            disputed: set[str] | frozenset[str] | None = None) -> dict[str, Any]:
+    """One item's answer from the rows it matched exactly and by its folded form.
+    ``disputed``: the ids an open dispute covers (default: each row's own flag)."""
     rows = {r.id: r for r in exact + folded}.values()
     if not rows:
-        return {"matched": False, "match": None, "categories": [], "reporters": 0,
-                "first_reported": None, "last_reported": None, "reported_by_me": False,
-                "disputed": False}
+        return dict(_NO_MATCH)
     return {
         "matched": True,
         "match": "exact" if exact else "folded",
@@ -131,7 +131,6 @@ def _result(member_id: str, exact: list[Report], folded: list[Report],
         "last_reported": max(r.created_at for r in rows).date().isoformat(),
         "reported_by_me": any(r.member_id == member_id for r in rows),
         # An open dispute covers a matching report (see docs/disputes.md).
-        "disputed": any(r.id in disputed for r in rows),
+        "disputed": any(r.id in disputed if disputed is not None else r.disputed
+                        for r in rows),
     }
-
-

@@ -7,9 +7,8 @@ from flask import Blueprint, current_app, g, request
 
 from clue_server import db
 from clue_server.lookups import services
-from clue_server.networkkeys.services import refuse_retired
-from clue_server.quotas import services as quotas
-from clue_server.stats import services as usage
+from clue_server.networkkeys.services import refuse_retired_versions
+from clue_server.quotas.services import lookup_counter
 from clue_server.validation import json_body
 
 bp = Blueprint("lookups", __name__, url_prefix="/lookups")
@@ -17,13 +16,13 @@ bp = Blueprint("lookups", __name__, url_prefix="/lookups")
 
 @bp.post("")
 def lookup() -> dict[str, Any]:
-    items = services.parse_lookup_body(json_body(request), current_app.extensions["clue_settings"])
-    session = db.get_session()
-    refuse_retired(session, [i.key_version for i in items], "/items")
-    quotas.reserve(session, g.caller.member_id, "lookups", Counter(i.id_type for i in items))
+    """Verify (done before), parse, match, count against the quota, answer (signed after)."""
+    extensions = current_app.extensions
+    items = services.parse_lookup_body(json_body(request), extensions["clue_settings"])
+    refuse_retired_versions(extensions["clue_retired_versions"](),
+                            [i.key_version for i in items], "/items")
     now = db.utcnow()
-    results, report_ids = services.match(session, g.caller.member_id, items,
-                                         current_app.extensions["clue_keys"], now=now)
-    usage.record_lookups(session, g.caller.member_id, items, report_ids, now=now)
-    session.commit()
+    results, hits = services.match(extensions["clue_hot"], g.caller.member_id, items,
+                                   extensions["clue_keys"], now=now)
+    lookup_counter().count(g.caller.member_id, Counter(i.id_type for i in items), hits, now)
     return {"results": results}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import unicodedata
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
@@ -25,6 +26,9 @@ def add_member(session: Session, name: str, public_key: Ed25519PublicKey, *,
     name = name.strip()
     if not name or len(name) > 200:
         raise MemberError("a member name must be 1 to 200 characters")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        # A NUL would also make PostgreSQL refuse the query outright.
+        raise MemberError("a member name must not contain control characters")
     if session.scalar(select(Member).where(Member.name == name)) is not None:
         raise MemberError(f"a member named {name!r} already exists")
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -9,12 +9,20 @@ from clue_server.db import Base, UtcDateTime, utcnow
 
 
 class NetworkKeyVersion(Base):
-    """A network-key version the server has heard of (never the key itself)."""
+    """A network-key version the server has heard of (never the key itself).
+
+    ``custodian_id`` is the member whose upload created the version: only that member
+    may upload envelopes for it (``services.upload_envelopes``). NULL only for a
+    version the council retired before anyone shared it, or one known from before
+    custodians were recorded with no envelope left to name one (the first upload then
+    binds it).
+    """
 
     __tablename__ = "network_key_versions"
 
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     status: Mapped[str] = mapped_column(String(16), default="active")
+    custodian_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
 

@@ -1,24 +1,28 @@
 """Network-key versions and their envelopes; member key self-service.
 
 The server relays sealed envelopes between members and never sees a network
-key in the clear. It checks each envelope's custodian signature on upload only
-to refuse garbage early; recipients check it again themselves.
+key in the clear. A version belongs to its custodian, the member whose upload
+created it: nobody else may upload envelopes for it. The server checks each
+envelope's custodian signature on upload only to refuse garbage early;
+recipients check it again themselves, and that the signer is the custodian.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 import keys
 from clue_client import keyshare
 from clue_server.audit import services as audit
-from clue_server.db import iso_utc
-from clue_server.errors import BadRequest, NotFound, ValidationFailed
+from clue_server.db import iso_utc, utcnow
+from clue_server.errors import BadRequest, NotCustodian, NotFound, ValidationFailed
 from clue_server.members.models import Member, MemberKey
 from clue_server.networkkeys.models import NetworkKeyEnvelope, NetworkKeyVersion
 from clue_server.reports.models import Report
@@ -127,6 +131,14 @@ def directory(session: Session) -> dict[str, Any]:
 
 def upload_envelopes(session: Session, member_id: str, key_id: str, version: int,
                      body: Any) -> dict[str, Any]:
+    """Store envelopes of ``version``, which the caller's upload creates or already holds.
+
+    The first upload of a version makes the caller its custodian; an upload by any
+    other member is refused with 409 ``not-custodian`` and audited
+    (``network_key.share_refused``): the caller's view commits that audit row before
+    the problem is sent. The custodian may upload again (a new member, a new HPKE
+    key), replacing its own envelope for a recipient.
+    """
     if not 1 <= version <= 1_000_000:
         raise ValidationFailed("version must be between 1 and 1000000")
     root = expect_object(body, "", required={"envelopes"})
@@ -134,6 +146,8 @@ def upload_envelopes(session: Session, member_id: str, key_id: str, version: int
     known = session.get(NetworkKeyVersion, version)
     if known is not None and known.status == "retired":
         raise ValidationFailed(f"network key version {version} is retired")
+    if known is not None and known.custodian_id not in (None, member_id):
+        _refuse_non_custodian(session, member_id, version, known.custodian_id, len(items))
     sender = session.get(MemberKey, key_id)
     assert sender is not None
     sender_public = Ed25519PublicKey.from_public_bytes(sender.public_key)
@@ -144,7 +158,9 @@ def upload_envelopes(session: Session, member_id: str, key_id: str, version: int
                              "must be an object with recipient, envelope, signature",
                              structural=True)
         recipient = raw["recipient"]
-        if not isinstance(recipient, str) or session.get(Member, recipient) is None:
+        # plausible_id first: PostgreSQL refuses a NUL in text (a 500 otherwise).
+        if (not isinstance(recipient, str) or not plausible_id(recipient, 32)
+                or session.get(Member, recipient) is None):
             raise item_error("/envelopes", index, "recipient", "is not a member")
         envelope = _unb64url(raw["envelope"], f"envelopes[{index}].envelope",
                              maximum=MAX_ENVELOPE_BYTES)
@@ -155,9 +171,9 @@ def upload_envelopes(session: Session, member_id: str, key_id: str, version: int
             raise item_error("/envelopes", index, "signature",
                              "does not verify with the signing key of this request") from None
         parsed.append((recipient, envelope, signature))
-    if known is None:
-        session.add(NetworkKeyVersion(version=version, status="active"))
-        session.flush()
+    custodian = _claim_version(session, version, member_id)
+    if custodian != member_id:  # another member created it while we were checking
+        _refuse_non_custodian(session, member_id, version, custodian, len(items))
     for recipient, envelope, signature in parsed:
         session.execute(delete(NetworkKeyEnvelope).where(
             NetworkKeyEnvelope.version == version, NetworkKeyEnvelope.recipient_id == recipient))
@@ -169,35 +185,72 @@ def upload_envelopes(session: Session, member_id: str, key_id: str, version: int
     return {"version": version, "stored": len(parsed)}
 
 
+def _claim_version(session: Session, version: int, member_id: str) -> str | None:
+    """Create ``version`` with the caller as custodian unless it exists; return its custodian.
+
+    ``INSERT .. ON CONFLICT DO NOTHING``, so two members creating the same new version at
+    once both get an answer: the one that loses sees the winner as custodian.
+    """
+    table = NetworkKeyVersion.__table__
+    dialect = session.get_bind().dialect.name
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(table).values(version=version, status="active",
+                                         custodian_id=member_id, created_at=utcnow())
+                    .on_conflict_do_nothing(index_elements=[table.c.version]))
+    # A version known before custodians were recorded, with no envelope left to name
+    # one, is bound by its first upload since.
+    session.execute(update(NetworkKeyVersion)
+                    .where(NetworkKeyVersion.version == version,
+                           NetworkKeyVersion.custodian_id.is_(None))
+                    .values(custodian_id=member_id)
+                    .execution_options(synchronize_session=False))
+    return session.scalar(select(NetworkKeyVersion.custodian_id)
+                          .where(NetworkKeyVersion.version == version)
+                          .execution_options(populate_existing=True))
+
+
+def _refuse_non_custodian(session: Session, member_id: str, version: int,
+                          custodian_id: str | None, envelopes: int) -> NoReturn:
+    audit.record(session, actor=member_id, action="network_key.share_refused",
+                 subject=f"v{version}", custodian=custodian_id, envelopes=envelopes)
+    raise NotCustodian(
+        f"network key v{version} belongs to its custodian {custodian_id}, the member that "
+        "first shared it; only that member may upload envelopes for it. To share a key of "
+        "your own, create the next version (`clue keys network rotate`)",
+        version=version, custodian_member_id=custodian_id)
+
+
 def my_envelopes(session: Session, member_id: str) -> dict[str, Any]:
+    """The caller's envelopes of versions not retired, each naming the version's
+    custodian: the recipient accepts an envelope only when that member signed it."""
     rows = session.execute(
-        select(NetworkKeyEnvelope, MemberKey)
+        select(NetworkKeyEnvelope, MemberKey, NetworkKeyVersion.custodian_id)
         .join(MemberKey, MemberKey.id == NetworkKeyEnvelope.sender_key_id)
         .join(NetworkKeyVersion, NetworkKeyVersion.version == NetworkKeyEnvelope.version)
         .where(NetworkKeyEnvelope.recipient_id == member_id,
                NetworkKeyVersion.status == "active")
         .order_by(NetworkKeyEnvelope.version))
     return {"envelopes": [
-        {"version": env.version, "sender_key_id": sender.id,
-         "sender_member_id": sender.member_id,
+        {"version": env.version, "custodian_member_id": custodian,
+         "sender_key_id": sender.id, "sender_member_id": sender.member_id,
          "sender_public_key": b64url(sender.public_key), "envelope": b64url(env.envelope),
          "signature": b64url(env.signature), "created_at": iso_utc(env.created_at)}
-        for env, sender in rows]}
+        for env, sender, custodian in rows]}
 
 
 # -- council ----------------------------------------------------------------------------------
 
 def list_versions(session: Session) -> list[dict[str, Any]]:
-    counts = dict(session.execute(select(Report.key_version, func.count())
-                                  .group_by(Report.key_version)).tuples().all())
+    counts = {version: n for version, n in session.execute(
+        select(Report.key_version, func.count()).group_by(Report.key_version))}
     rows = []
     for v in session.scalars(select(NetworkKeyVersion).order_by(NetworkKeyVersion.version)):
         shared = session.scalar(select(func.count()).select_from(NetworkKeyEnvelope)
                                 .where(NetworkKeyEnvelope.version == v.version))
-        rows.append({"version": v.version, "status": v.status, "envelopes": shared,
-                     "reports": counts.pop(v.version, 0)})
-    rows.extend({"version": version, "status": "unregistered", "envelopes": 0, "reports": n}
-                for version, n in sorted(counts.items()))
+        rows.append({"version": v.version, "status": v.status, "custodian": v.custodian_id,
+                     "envelopes": shared, "reports": counts.pop(v.version, 0)})
+    rows.extend({"version": version, "status": "unregistered", "custodian": None,
+                 "envelopes": 0, "reports": n} for version, n in sorted(counts.items()))
     return rows
 
 
@@ -233,7 +286,11 @@ def _x25519(raw: bytes | None) -> Any:
 
 def refuse_retired(session: Session, versions: list[int], pointer: str) -> None:
     """422 naming the first item whose token was made with a retired network-key version."""
-    retired = retired_versions(session)
+    refuse_retired_versions(retired_versions(session), versions, pointer)
+
+
+def refuse_retired_versions(retired: set[int] | frozenset[int], versions: list[int],
+                            pointer: str) -> None:
     for index, version in enumerate(versions):
         if version in retired:
             raise item_error(pointer, index, "key_version",

@@ -5,6 +5,7 @@ from typing import Any
 from flask import Blueprint, g, request
 
 from clue_server import db
+from clue_server.errors import NotCustodian
 from clue_server.networkkeys import services
 from clue_server.validation import json_body
 
@@ -49,8 +50,12 @@ def directory() -> dict[str, Any]:
 @network_bp.post("/<int:version>/envelopes")
 def upload(version: int) -> dict[str, Any]:
     session = db.get_session()
-    result = services.upload_envelopes(session, g.caller.member_id, g.caller.key_id, version,
-                                       json_body(request))
+    try:
+        result = services.upload_envelopes(session, g.caller.member_id, g.caller.key_id,
+                                           version, json_body(request))
+    except NotCustodian:
+        session.commit()  # the refusal's audit row, and nothing else, is kept
+        raise
     session.commit()
     return result
 

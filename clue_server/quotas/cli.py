@@ -1,8 +1,8 @@
 """``clue-server quota``: show and change the daily quotas (every change is audited).
 
-    clue-server quota show [MEMBER]
+    clue-server quota show [MEMBER]                 # a member by id or by name
     clue-server quota default --lookups 200000 --registrations 50000
-    clue-server quota set m_0123abcd --lookups 10000
+    clue-server quota set "Example Pay" --lookups 10000
     clue-server quota clear m_0123abcd
 """
 
@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from clue_server import create_app, db
+from clue_server.members import services as members
 from clue_server.members.models import Member
 from clue_server.quotas import services as quotas
 from clue_server.quotas.models import MemberQuota
@@ -30,18 +31,16 @@ def quota_group() -> None:
 
 
 @quota_group.command("show")
-@click.argument("member_id", required=False)
-def show(member_id: str | None) -> None:
-    """The defaults, and each member's limits and use today (or one member's)."""
+@click.argument("member", required=False)
+def show(member: str | None) -> None:
+    """The defaults, and each member's limits and use today (or one member's, by id or name)."""
     with _session() as session:
         lookups, registrations = quota_defaults(session)
         click.echo(f"default: lookups {lookups}/day, registrations {registrations}/day")
-        if member_id is not None:
-            if session.get(Member, member_id) is None:
-                raise click.ClickException(f"no member {member_id!r}")
-            ids = [member_id]
+        if member is not None:
+            ids = [_member_id(session, member)]
         else:
-            ids = list(session.scalars(select(Member.id).order_by(Member.id)))
+            ids = list(session.scalars(select(Member.id).order_by(Member.name)))
         for mid in ids:
             click.echo(_describe(session, mid))
 
@@ -60,39 +59,61 @@ def default(lookups: int | None, registrations: int | None) -> None:
 
 
 @quota_group.command("set")
-@click.argument("member_id")
-@click.option("--lookups", type=int, help="This member's daily lookups.")
-@click.option("--registrations", type=int, help="This member's daily registrations.")
-def set_quota(member_id: str, lookups: int | None, registrations: int | None) -> None:
-    """Override one member's limits (an option left out keeps its current override)."""
+@click.argument("member")
+@click.option("--lookups", type=click.IntRange(0, quotas.MAX_QUOTA),
+              help="This member's daily lookups.")
+@click.option("--registrations", type=click.IntRange(0, quotas.MAX_QUOTA),
+              help="This member's daily registrations.")
+def set_quota(member: str, lookups: int | None, registrations: int | None) -> None:
+    """Override one member's limits (by id or name; an option left out keeps its current
+    override). Warns when today's use is already over a new limit."""
     if lookups is None and registrations is None:
         raise click.UsageError("give --lookups and/or --registrations")
     with _session() as session:
+        member_id = _member_id(session, member)
         row = session.get(MemberQuota, member_id)
         if row is not None:
             lookups = row.daily_lookups if lookups is None else lookups
             registrations = row.daily_registrations if registrations is None else registrations
         quotas.set_member_quota(session, member_id, lookups, registrations, ACTOR)
         click.echo(_describe(session, member_id))
+        used = quotas.usage_today(session, member_id)
+        for name, count, limit in (("lookups", used.lookups, used.lookups_limit),
+                                   ("registrations", used.registrations,
+                                    used.registrations_limit)):
+            if count > limit:
+                click.echo(f"warning: {count} {name} were already made today, more than the "
+                           f"new limit of {limit}: further {name} are refused (429) until "
+                           "00:00 UTC", err=True)
 
 
 @quota_group.command("clear")
-@click.argument("member_id")
-def clear(member_id: str) -> None:
-    """Drop one member's overrides: it follows the defaults again."""
+@click.argument("member")
+def clear(member: str) -> None:
+    """Drop one member's overrides (by id or name): it follows the defaults again."""
     with _session() as session:
+        member_id = _member_id(session, member)
         quotas.clear_member_quota(session, member_id, ACTOR)
         click.echo(_describe(session, member_id))
+
+
+def _member_id(session: Session, ref: str) -> str:
+    try:
+        return members.find_member(session, ref).id
+    except members.MemberError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _describe(session: Session, member_id: str) -> str:
     used = quotas.usage_today(session, member_id)
     quota = quotas.effective_quota(session, member_id)
+    member = session.get(Member, member_id)
+    name = member.name if member is not None else "?"
 
-    def one(name: str, n: int, limit: int, own: bool) -> str:
-        return f"{name} {n}/{limit}" + (" (override)" if own else "")
+    def one(what: str, n: int, limit: int, own: bool) -> str:
+        return f"{what} {n}/{limit}" + (" (override)" if own else "")
 
-    return (f"{member_id}: today "
+    return (f"{name} ({member_id}): today "
             + one("lookups", used.lookups, used.lookups_limit, quota.lookups_overridden) + ", "
             + one("registrations", used.registrations, used.registrations_limit,
                   quota.registrations_overridden))

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+import datetime as dt
+
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clue_server.db import Base
@@ -23,3 +25,18 @@ class CouncilSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[object] = mapped_column(JSON)
+
+
+class QuotaUsage(Base):
+    """What a member used of one daily quota on one UTC day: the counter quotas check.
+
+    Look-ups: identifiers looked up (when Redis holds the look-up counters, only the
+    registrations row lives here). Registrations: reports created.
+    """
+
+    __tablename__ = "quota_usage"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    quota: Mapped[str] = mapped_column(String(16), primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -20,6 +20,7 @@ from clue_server.quotas.models import CouncilSetting
 DEFAULT_DAILY_LOOKUPS = 200_000
 DEFAULT_DAILY_REGISTRATIONS = 50_000
 DEFAULT_DISPUTE_DEADLINE_DAYS = 14
+MAX_DISPUTE_DEADLINE_DAYS = 365
 KNOWN_KEYS = frozenset({*(f"retention_days.{t}" for t in ID_TYPES), "quota.daily_lookups",
                         "quota.daily_registrations", "dispute.deadline_days"})
 
@@ -64,3 +65,15 @@ def quota_defaults(session: Session) -> tuple[int, int]:
 
 def dispute_deadline_days(session: Session) -> int:
     return get_int(session, "dispute.deadline_days", DEFAULT_DISPUTE_DEADLINE_DAYS)
+
+
+def set_dispute_deadline_days(session: Session, days: int, *, actor: str) -> int:
+    """Set ``dispute.deadline_days`` (for disputes filed from now on). Audited; returns
+    the previous value."""
+    from clue_server.audit import services as audit
+
+    previous = dispute_deadline_days(session)
+    set_int(session, "dispute.deadline_days", days, maximum=MAX_DISPUTE_DEADLINE_DAYS)
+    audit.record(session, actor=actor, action="dispute.deadline_set", subject="council",
+                 days=days, previous=previous)
+    return previous

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, Row, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
@@ -90,52 +93,105 @@ def new_report_id(now: dt.datetime, position: int = 0) -> str:
 
 
 def register(session: Session, member_id: str, reports: Sequence[NewReport],
-             server_keys: ServerKeys, *, now: dt.datetime) -> list[dict[str, Any]]:
-    """Store a batch (the caller commits). A report the member already has is returned, not
-    duplicated, so re-running an import is safe."""
-    results: list[dict[str, Any]] = []
-    created_ids = []
+             server_keys: ServerKeys, *, now: dt.datetime
+             ) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """Store a batch in the session's transaction (the caller counts, audits and commits).
+
+    A report the member already has is returned, not duplicated, so re-running an
+    import is safe. Returns the per-item answers and how many reports of each type were
+    created. Plain rows through one ``INSERT .. ON CONFLICT DO NOTHING RETURNING``: the
+    ORM's unit of work is not the tool for a thousand rows.
+    """
+    conn = session.connection()
+    pepper = server_keys.peppers.current.version
     hashes = [server_keys.token_hashes(new.token) for new in reports]
-    known = _existing(session, member_id, [h for hs in hashes for h in hs])
+    known = _existing(conn, member_id, [h for hs in hashes for h in hs])
+    expired = [row.id for row in known.values() if row.expires_at <= now]
+    if expired:
+        conn.execute(delete(Report).where(Report.id.in_(expired)))
+        known = {k: row for k, row in known.items() if row.expires_at > now}
+    answers: list[Any] = []
+    fresh: dict[tuple[str, str, bytes], dict[str, Any]] = {}
     for position, (new, token_hashes) in enumerate(zip(reports, hashes, strict=True)):
         existing = next((known[(new.id_type, new.category, h)] for h in token_hashes
                          if (new.id_type, new.category, h) in known), None)
-        if existing is not None and existing.expires_at <= now:
-            session.delete(existing)
-            session.flush()
-            existing = None
         if existing is not None:
-            results.append(_report_json(existing, now, created=False))
+            answers.append(existing)
             continue
-        report = Report(
-            id=new_report_id(now, position), member_id=member_id, id_type=new.id_type,
-            category=new.category, key_version=new.key_version,
-            pepper_version=server_keys.peppers.current.version,
-            token_hash=token_hashes[0],
-            folded_hash=server_keys.token_hash(new.folded_token) if new.folded_token else None,
-            created_at=now, expires_at=now + dt.timedelta(days=new.expires_in_days),
-            note=new.note)
-        session.add(report)
-        known[(new.id_type, new.category, token_hashes[0])] = report
-        created_ids.append(report.id)
-        results.append(_report_json(report, now, created=True))
-    session.flush()
+        key = (new.id_type, new.category, token_hashes[0])
+        if key not in fresh:
+            fresh[key] = {
+                "id": new_report_id(now, position), "member_id": member_id,
+                "id_type": new.id_type, "category": new.category,
+                "key_version": new.key_version, "pepper_version": pepper,
+                "token_hash": token_hashes[0],
+                "folded_hash": (server_keys.token_hash(new.folded_token)
+                                if new.folded_token else None),
+                "created_at": now, "expires_at": now + dt.timedelta(days=new.expires_in_days),
+                "note": new.note}
+        answers.append(key)
+    created_ids: set[str] = set()
+    if fresh:
+        created_ids = set(conn.scalars(_insert_statement(conn), list(fresh.values())))
+        lost = [k for k, row in fresh.items() if row["id"] not in created_ids]
+        if lost:  # a concurrent request of the same member stored these first
+            known.update(_existing(conn, member_id, [k[2] for k in lost]))
+    results: list[dict[str, Any]] = []
+    created: Counter[str] = Counter()
+    seen: set[str] = set()
+    for answer in answers:
+        if isinstance(answer, tuple):
+            row = fresh[answer]
+            if row["id"] in created_ids:
+                first = row["id"] not in seen
+                seen.add(row["id"])
+                if first:
+                    created[row["id_type"]] += 1
+                results.append(_report_json(row, now, created=first))
+                continue
+            answer = known[answer]
+        results.append(_report_json(answer._asdict(), now, created=False))
     if created_ids:
-        subject = created_ids[0] if len(created_ids) == 1 else f"{len(created_ids)} reports"
-        audit.record(session, actor=member_id, action="report.register", subject=subject,
-                     report_ids=created_ids)
-    return results
+        ordered = sorted(created_ids)
+        audit.record(session, actor=member_id, action="report.register",
+                     subject=ordered[0] if len(ordered) == 1 else f"{len(ordered)} reports",
+                     **batch_digest(ordered))
+    return results, created
 
 
-def _existing(session: Session, member_id: str, hashes: list[bytes]
-              ) -> dict[tuple[str, str, bytes], Report]:
-    found: dict[tuple[str, str, bytes], Report] = {}
+def batch_digest(report_ids: Sequence[str]) -> dict[str, Any]:
+    """What the audit log keeps of a registration: the count, the first and last id, and
+    SHA-256 over the ids (sorted, one per line), not the list itself. An auditor holding
+    the ids (``GET /v1/reports`` by the member, or the ``reports`` table) recomputes it."""
+    return {"count": len(report_ids), "first_id": report_ids[0], "last_id": report_ids[-1],
+            "report_ids_sha256": hashlib.sha256("\n".join(report_ids).encode()).hexdigest()}
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_statement(conn: Connection) -> Any:
+    dialect = conn.dialect.name
+    if dialect not in _INSERTS:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        _INSERTS[dialect] = insert(Report).on_conflict_do_nothing().returning(Report.id)
+    return _INSERTS[dialect]
+
+
+def _existing(conn: Connection, member_id: str, hashes: list[bytes]
+              ) -> dict[tuple[str, str, bytes], Row[Any]]:
+    found: dict[tuple[str, str, bytes], Row[Any]] = {}
     for start in range(0, len(hashes), 500):
         chunk = hashes[start:start + 500]
-        for report in session.scalars(select(Report).where(Report.member_id == member_id,
-                                                           Report.token_hash.in_(chunk))):
-            found[(report.id_type, report.category, report.token_hash)] = report
+        for row in conn.execute(select(*_REPORT_COLUMNS).where(
+                Report.member_id == member_id, Report.token_hash.in_(chunk))):
+            found[(row.id_type, row.category, row.token_hash)] = row
     return found
+
+
+_REPORT_COLUMNS = (Report.id, Report.id_type, Report.category, Report.key_version,
+                   Report.token_hash, Report.note, Report.created_at, Report.expires_at,
+                   Report.suspended_at)
 
 
 def withdraw(session: Session, member_id: str, report_id: str) -> None:
@@ -158,6 +214,82 @@ def list_reports(session: Session, member_id: str, *, after: str | None, limit: 
     return [_report_json(r, now) for r in page], (page[-1].id if more else None)
 
 
+@dataclass(frozen=True)
+class SearchItem:
+    id_type: str
+    token: bytes
+    folded_token: bytes | None
+
+
+def parse_search_body(body: Any, settings: Settings) -> list[SearchItem]:
+    """``{"items": [{type, key_version, token, folded_token?}]}``, checked like a look-up.
+
+    Tokens travel in the body, never in the URL: access logs keep URLs.
+    """
+    root = expect_object(body, "", required={"items"})
+    items = expect_list(root["items"], "/items", max_items=settings.max_batch_items)
+    parsed = []
+    for index, raw in enumerate(items):
+        pointer = "/items"
+        if not isinstance(raw, dict):
+            raise item_error(pointer, index, "item", "must be an object", structural=True)
+        unknown = sorted(set(raw) - {"type", "key_version", "token", "folded_token"})
+        if unknown:
+            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+        for field in ("type", "key_version", "token"):
+            if field not in raw:
+                raise item_error(pointer, index, field, "is required", structural=True)
+        id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
+        # Checked for its shape only: a report made under a since-retired version must
+        # still be findable (to withdraw it), and hashes do not depend on the version.
+        expect_int(raw, "key_version", pointer, index, minimum=1, maximum=MAX_KEY_VERSION)
+        token = expect_token(raw, "token", pointer, index)
+        folded = None
+        if "folded_token" in raw:
+            if id_type != "email":
+                raise item_error(pointer, index, "folded_token", "is only allowed for email")
+            folded = expect_token(raw, "folded_token", pointer, index)
+        parsed.append(SearchItem(id_type, token, folded))
+    return parsed
+
+
+def search_own(session: Session, member_id: str, items: Sequence[SearchItem],
+               server_keys: ServerKeys, *, now: dt.datetime) -> list[dict[str, Any]]:
+    """For each item, the caller's own reports of that type whose token (``exact``) or,
+    for e-mail, folded token (``folded``) matches, under any pepper version.
+
+    Expired (not yet purged) and suspended reports are included, flagged: the owner
+    looks for them to withdraw them. Nobody else's report is ever read.
+    """
+    exact_of: dict[bytes, list[int]] = {}
+    folded_of: dict[bytes, list[int]] = {}
+    for index, item in enumerate(items):
+        for h in server_keys.token_hashes(item.token):
+            exact_of.setdefault(h, []).append(index)
+        if item.folded_token is not None:
+            for h in server_keys.token_hashes(item.folded_token):
+                folded_of.setdefault(h, []).append(index)
+    exact: list[dict[str, Report]] = [{} for _ in items]
+    folded: list[dict[str, Report]] = [{} for _ in items]
+    hashes = list({*exact_of, *folded_of})
+    for start in range(0, len(hashes), 400):
+        chunk = hashes[start:start + 400]
+        for report in session.scalars(select(Report).where(
+                Report.member_id == member_id,
+                or_(Report.token_hash.in_(chunk), Report.folded_hash.in_(chunk)))):
+            for index in exact_of.get(report.token_hash, ()):
+                if items[index].id_type == report.id_type:
+                    exact[index][report.id] = report
+            if report.folded_hash is not None:
+                for index in folded_of.get(report.folded_hash, ()):
+                    if items[index].id_type == report.id_type:
+                        folded[index][report.id] = report
+    return [{"exact": [_report_json(r, now) for _, r in sorted(exact[i].items())],
+             "folded": [_report_json(r, now) for rid, r in sorted(folded[i].items())
+                        if rid not in exact[i]]}
+            for i in range(len(items))]
+
+
 def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council") -> int:
     from clue_server.disputes.services import purge_with_expired_reports  # (imports us)
 
@@ -169,18 +301,29 @@ def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council")
     return count
 
 
-def _report_json(report: Report, now: dt.datetime, created: bool | None = None
-                 ) -> dict[str, Any]:
-    data: Mapping[str, Any] = {
-        "id": report.id,
-        "type": report.id_type,
-        "category": report.category,
-        "key_version": report.key_version,
-        "created_at": iso_utc(report.created_at),
-        "expires_at": iso_utc(report.expires_at),
-        "expired": report.expires_at <= now,
+def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
+                 created: bool | None = None) -> dict[str, Any]:
+    row: Mapping[str, Any] = (report if isinstance(report, Mapping) else
+                              {c: getattr(report, c) for c in _JSON_FIELDS})
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "type": row["id_type"],
+        "category": row["category"],
+        "key_version": row["key_version"],
+        "created_at": iso_utc(row["created_at"]),
+        "expires_at": iso_utc(row["expires_at"]),
+        "expired": row["expires_at"] <= now,
         # Ciphertext only the reporter can open; the server cannot read it.
-        "note": b64url(report.note) if report.note else None,
+        "note": b64url(row["note"]) if row["note"] else None,
+        # The council suspended it (its reporter missed a dispute deadline): it no
+        # longer matches, and its owner must be able to see that.
+        "suspended": row.get("suspended_at") is not None,
+        "suspended_at": iso_utc(row["suspended_at"]) if row.get("suspended_at") else None,
     }
-    return {**data, "created": created} if created is not None else dict(data)
+    if created is not None:
+        data["created"] = created
+    return data
 
+
+_JSON_FIELDS = ("id", "id_type", "category", "key_version", "created_at", "expires_at", "note",
+                "suspended_at")

@@ -7,13 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, request
 
 from clue_server import db
-from clue_server.errors import BadRequest
+from clue_server.errors import BadRequest, QuotaExceeded
 from clue_server.idempotency import run_once
-from clue_server.networkkeys.services import refuse_retired
-from clue_server.quotas import services as quotas
-from clue_server.quotas import settings as council
+from clue_server.networkkeys.services import refuse_retired_versions
+from clue_server.quotas import counters
 from clue_server.reports import services
-from clue_server.stats import services as usage
 from clue_server.validation import json_body, plausible_id
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -21,26 +19,32 @@ bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 @bp.post("")
 def register() -> Response:
-    settings = current_app.extensions["clue_settings"]
+    extensions = current_app.extensions
+    settings = extensions["clue_settings"]
     session = db.get_session()
     reports = services.parse_register_body(json_body(request), settings,
-                                           council.retention_days(session, settings))
-    refuse_retired(session, [r.key_version for r in reports], "/reports")
+                                           extensions["clue_retention"]())
+    refuse_retired_versions(extensions["clue_retired_versions"](),
+                            [r.key_version for r in reports], "/reports")
+    member_id = g.caller.member_id
 
     def write() -> tuple[int, dict[str, Any]]:
-        quota = quotas.reserve(session, g.caller.member_id, "registrations",
-                               Counter(r.id_type for r in reports))
-        results = services.register(session, g.caller.member_id, reports,
-                                    current_app.extensions["clue_keys"], now=db.utcnow())
-        quotas.settle(quota, usage.record_registrations(
-            session, g.caller.member_id, [r["type"] for r in results if r["created"]],
-            now=db.utcnow()))
-        status = 201 if any(r["created"] for r in results) else 200
+        now = db.utcnow()
+        results, created = services.register(session, member_id, reports,
+                                             extensions["clue_keys"], now=now)
+        try:
+            counters.count_registrations(session.connection(), member_id, created, now)
+        except QuotaExceeded:
+            session.rollback()
+            counters.record_rejection(extensions["clue_engine"], member_id,
+                                      Counter(r.id_type for r in reports), now)
+            raise
+        status = 201 if created else 200
         return status, {"reports": results}
 
-    return run_once(session, request, g.caller.member_id, write,
+    return run_once(session, request, member_id, write,
                     ttl=dt.timedelta(hours=settings.idempotency_ttl_hours),
-                    server_keys=current_app.extensions["clue_keys"])
+                    server_keys=extensions["clue_keys"])
 
 
 @bp.delete("/<report_id>")
@@ -49,6 +53,16 @@ def withdraw(report_id: str) -> dict[str, Any]:
     services.withdraw(session, g.caller.member_id, report_id)
     session.commit()
     return {"id": report_id, "withdrawn": True}
+
+
+@bp.post("/search")
+def search() -> dict[str, Any]:
+    """The caller's own reports for tokens (POST: tokens never go into a URL)."""
+    items = services.parse_search_body(json_body(request),
+                                       current_app.extensions["clue_settings"])
+    return {"results": services.search_own(db.get_session(), g.caller.member_id, items,
+                                           current_app.extensions["clue_keys"],
+                                           now=db.utcnow())}
 
 
 @bp.get("")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String
+from sqlalchemy import Date, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clue_server.db import Base, UtcDateTime, utcnow
@@ -25,13 +25,14 @@ class DailyUsage(Base):
     quota_rejections: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class LookupHit(Base):
-    """One look-up that matched: which member, which type, which reports (already known)."""
+class UsageFlush(Base):
+    """A batch of Redis-buffered usage counts already folded into ``daily_usage``.
 
-    __tablename__ = "lookup_hits"
+    Folding is idempotent through this id: a batch whose fold committed but whose
+    buffer a dying worker did not drop is recognised and not added twice.
+    """
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
-    id_type: Mapped[str] = mapped_column(String(16))
-    report_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    __tablename__ = "usage_flushes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    folded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)

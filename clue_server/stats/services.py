@@ -1,31 +1,30 @@
-"""Usage statistics: daily counts per member and type, and one row per lookup that matched.
+"""Usage statistics: daily counts per member and identifier type.
 
-What is kept, and why it holds no innocent user's token: a lookup adds to
-``daily_usage`` the number of identifiers looked up and the number that matched,
-per UTC day, member and type. Each matched item adds one ``lookup_hits`` row naming
-the reports it matched (reports the register holds anyway). An item that matched
-nothing leaves only the +1 in the day's count: no token, no hash, no time.
+What is kept, and why it holds no innocent user's token: a look-up adds to
+``daily_usage`` the number of identifiers looked up and the number that matched, per
+UTC day, member and type. Nothing else: no token, no hash, no time, and no row per
+request (the table grows by at most members x types rows a day). Registrations add the
+number of reports created; refused items are counted as ``quota_rejections``.
 
-The console reads these through the functions below; the API writes them in the
-request's own transaction (the write and its count commit or roll back together).
+The counts are written by ``quotas.counters`` together with the quota check (directly,
+or through the Redis buffer); the console reads them through the functions below.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from clue_server import metrics
 from clue_server.members.models import MEMBER_STATUSES, Member
+from clue_server.quotas import counters
 from clue_server.reports.models import Report
-from clue_server.stats.models import DailyUsage, LookupHit
+from clue_server.stats.models import DailyUsage
 
-COUNTERS = ("lookups", "hits", "registrations", "quota_rejections")
+COUNTERS = counters.USAGE_COLUMNS
 #: The window a member's own lookup baseline is averaged over.
 BASELINE_DAYS = 14
 #: Below this many lookups in a day nobody is flagged, whatever the ratio.
@@ -36,74 +35,13 @@ DEFAULT_ANOMALY_FLOOR = 1000
 
 def add_usage(session: Session, member_id: str, day: dt.date,
               increments: Mapping[str, Mapping[str, int]]) -> None:
-    """Add to the day's counters: ``{id_type: {"lookups": n, "hits": m, ...}}``.
-
-    One ``INSERT .. ON CONFLICT DO UPDATE`` (SQLite and PostgreSQL alike), so two
-    workers counting at once both land.
-    """
-    rows = []
-    for id_type, counts in sorted(increments.items()):
+    """Add to the day's counters in the session's transaction:
+    ``{id_type: {"lookups": n, "hits": m, ...}}``."""
+    for counts in increments.values():
         unknown = set(counts) - set(COUNTERS)
         if unknown:
             raise ValueError(f"unknown usage counter(s): {sorted(unknown)}")
-        if any(counts.values()):
-            rows.append({"day": day, "member_id": member_id, "id_type": id_type,
-                         **{name: int(counts.get(name, 0)) for name in COUNTERS}})
-    if not rows:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        statement: Any = pg_insert(DailyUsage).values(rows)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        statement = sqlite_insert(DailyUsage).values(rows)
-    table = DailyUsage.__table__
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.day, table.c.member_id, table.c.id_type],
-        set_={name: table.c[name] + statement.excluded[name] for name in COUNTERS})
-    session.execute(statement)
-
-
-def record_lookups(session: Session, member_id: str, items: Sequence[Any],
-                   matched_report_ids: Sequence[Sequence[str]], *, now: dt.datetime) -> None:
-    """Count a lookup batch and keep one ``LookupHit`` per matched item.
-
-    ``items`` are ``lookups.services.LookupItem`` and ``matched_report_ids`` the ids of
-    the reports each one matched (empty: no match), as ``lookups.services.match`` gives
-    them. Only the counts and the ids of already-reported rows are written; the items'
-    tokens never are.
-    """
-    counts: dict[str, Counter[str]] = {}
-    hits = []
-    for item, report_ids in zip(items, matched_report_ids, strict=True):
-        counts.setdefault(item.id_type, Counter())["lookups"] += 1
-        if report_ids:
-            counts[item.id_type]["hits"] += 1
-            hits.append({"at": now, "member_id": member_id, "id_type": item.id_type,
-                         "report_ids": list(report_ids)})
-    if hits:
-        session.execute(insert(LookupHit), hits)
-    add_usage(session, member_id, now.date(), counts)
-    metrics.count_lookups({t: (c["lookups"], c["hits"]) for t, c in counts.items()})
-
-
-def record_registrations(session: Session, member_id: str, id_types_created: Iterable[str], *,
-                         now: dt.datetime) -> int:
-    """Count the reports a registration created, per type; returns how many."""
-    created = Counter(id_types_created)
-    add_usage(session, member_id, now.date(),
-              {t: {"registrations": n} for t, n in created.items()})
-    metrics.count_registrations(created)
-    return sum(created.values())
-
-
-def record_rejection(session: Session, member_id: str, items_by_type: Mapping[str, int], *,
-                     now: dt.datetime) -> None:
-    """Count the items of a request refused for quota (per type)."""
-    add_usage(session, member_id, now.date(),
-              {t: {"quota_rejections": n} for t, n in items_by_type.items()})
+    counters.add_usage(session.connection(), member_id, day, increments)
 
 
 # -- reading (console) ---------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_console_in_chromium(tmp_path: Path, sqlite_template: Path) -> None:
                     if "Content Security Policy" in m.text else None)
 
             # Sign in (a wrong password first: the generic message).
-            page.goto(server.url + "/console/")
+            page.goto(server.url + "/console/?lang=en")
             expect(page).to_have_url(server.url + "/console/login")
             page.fill("input[name=username]", "alice")
             page.fill("input[name=password]", "not the password!")
@@ -133,11 +133,15 @@ def test_console_in_chromium(tmp_path: Path, sqlite_template: Path) -> None:
             page.fill("form.admit input[name=name]", "Browser Pay")
             page.set_input_files("input[name=public_key_file]", str(member_key))
             page.click("text=Admit member")
-            expect(page.locator("p.flash")).to_contain_text("Admitted Browser Pay")
+            expect(page.locator("p.flash").first).to_contain_text("Admitted Browser Pay")
+            expect(page.locator("p.flash.warn")).to_contain_text("has no HPKE key yet")
             row = page.locator("tr", has_text="Browser Pay")
             expect(row.locator("td.status")).to_have_text("active")
             page.screenshot(path=str(SHOTS / "2-member-admitted.png"), full_page=True)
             row.locator("button", has_text="Suspend").click()
+            expect(page.locator("h1")).to_have_text("Suspend Browser Pay?")  # confirm first
+            page.screenshot(path=str(SHOTS / "3-member-suspend-confirm.png"), full_page=True)
+            page.locator("form.confirm button").click()
             expect(page.locator("p.flash")).to_contain_text("Browser Pay is now suspended")
             expect(page.locator("tr", has_text="Browser Pay").locator("td.status")
                    ).to_have_text("suspended")
@@ -151,13 +155,16 @@ def test_console_in_chromium(tmp_path: Path, sqlite_template: Path) -> None:
             expect(dispute_row).to_contain_text("no answer")
             page.screenshot(path=str(SHOTS / "4-dispute-overdue.png"), full_page=True)
             dispute_row.locator("button", has_text="Suspend unanswered reports").click()
-            expect(page.locator("p.flash")).to_contain_text("Suspended 1 report(s)")
+            page.locator("form.confirm button").click()
+            expect(page.locator("p.flash")).to_contain_text("Suspended 1 report")
             expect(page.locator(f"#dispute-{seeded['dispute']} td.status")).to_have_text(
                 "expired")
             page.screenshot(path=str(SHOTS / "5-dispute-handled.png"), full_page=True)
 
             # Audit: every action above, by staff:alice, and an intact chain.
             page.click("nav >> text=Audit")
+            expect(page.locator("p.chain-status")).to_contain_text("Never verified")
+            page.click("button:has-text('Verify now')")
             expect(page.locator("p.chain-status")).to_contain_text("Intact")
             audit = page.locator("table.audit")
             for action in ("member.add", "member.suspend", "dispute.suspend_overdue",
@@ -166,11 +173,11 @@ def test_console_in_chromium(tmp_path: Path, sqlite_template: Path) -> None:
                     "staff:alice")
             page.screenshot(path=str(SHOTS / "6-audit.png"), full_page=True)
 
-            # Retention: limits, and the phone report that expires within 30 days.
-            page.click("nav >> text=Retention")
+            # Settings: limits, and the phone report that expires within 30 days.
+            page.click("nav >> text=Settings")
             expect(page.locator("#retention-ip td.days")).to_have_text("30")
             expect(page.locator("table.expiring")).to_contain_text("1")
-            page.screenshot(path=str(SHOTS / "7-retention.png"), full_page=True)
+            page.screenshot(path=str(SHOTS / "7-settings.png"), full_page=True)
 
             page.click("text=Sign out")
             expect(page).to_have_url(server.url + "/console/login")

@@ -301,7 +301,7 @@ def test_tampered_nonce(http, make_member, server):
 # -- freshness -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("offset", [-301, -3600, 60, 600])
+@pytest.mark.parametrize("offset", [-301, -3600, 301, 600])
 def test_stale_or_future_created_is_refused(http, make_member, server, offset):
     creds = make_member()
     created = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
@@ -310,7 +310,7 @@ def test_stale_or_future_created_is_refused(http, make_member, server, offset):
     assert ("old" if offset < 0 else "future") in problem["detail"]
 
 
-@pytest.mark.parametrize("offset", [-280, 5])
+@pytest.mark.parametrize("offset", [-280, 5, 280])
 def test_created_within_the_allowed_skew_is_accepted(http, make_member, server, offset):
     creds = make_member()
     created = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset)
@@ -391,7 +391,7 @@ def test_replay_with_the_redis_nonce_store(app, make_app, make_member, server, r
     assert_refused(second, message, nonce, server, slug="replayed")
     key = f"clue:nonce:{creds.key_id}:{nonce}"
     assert redis_nonces.exists(key)
-    assert 0 < redis_nonces.ttl(key) <= protocol.MAX_SIGNATURE_AGE + protocol.MAX_FUTURE_SKEW + 5
+    assert 0 < redis_nonces.ttl(key) <= protocol.MAX_SIGNATURE_AGE + protocol.MAX_CLOCK_SKEW + 5
     assert seen_nonces(app) == 0  # Redis, not the database, remembered it
 
 

@@ -151,7 +151,7 @@ def test_one_signed_request_per_check_and_no_raw_identifier_sent(members):
     alice, _, bob, adapter = members
     alice.register("phone", PHONE, "card_theft")
     before = len(adapter.captured)
-    bob.check_signup(phone=PHONE, email=EMAIL, ip="203.0.113.7", device_id=DEVICE,
+    bob.check_signup(phone=PHONE, email=EMAIL, ip="8.8.8.8", device_id=DEVICE,
                      bank_account="0001-001-1-1234567")
     sent = adapter.captured[before:]
     assert len(sent) == 1 and sent[0].path_url == "/v1/lookups"
@@ -159,7 +159,7 @@ def test_one_signed_request_per_check_and_no_raw_identifier_sent(members):
     assert len(json.loads(body)["items"]) == 5
     wire = body + str(sent[0].headers).encode()
     for raw in (PHONE, canonicalize("phone", PHONE), EMAIL, canonicalize("email", EMAIL),
-                DEVICE, "203.0.113.7", "1234567"):
+                DEVICE, "8.8.8.8", "1234567"):
         assert raw.encode() not in wire
 
 
@@ -233,6 +233,28 @@ def test_a_clean_sticker_and_an_unreadable_one(members):
     assert decision.tier == "block" and decision.rules_fired == ("qr-invalid",)
     assert decision.evidence.qr.error_code == "crc_mismatch"
     assert [i["type"] for i in json.loads(adapter.captured[before].body)["items"]] == ["phone"]
+
+
+def test_a_disputed_phone_is_capped_at_high_not_blocked(members, make_client, make_member):
+    """Issue 12: the look-up said DISPUTED, yet the decision blocked."""
+    alice, carol, bob, _ = members
+    dave, _ = make_client(make_member("Dave Pay"))
+    for reporter in (alice, carol, dave):
+        reporter.register("phone", PHONE, "card_theft")
+    assert bob.check_signup(phone=PHONE).tier == "block"
+    bob.open_dispute("phone", PHONE, "The customer says the number was issued to them by "
+                     "their carrier last month.")
+    decision = bob.check_signup(phone=PHONE)
+    assert decision.tier == "high" and decision.limits.manual_review
+    assert decision.evidence.identifiers[0].disputed is True
+    assert decision.fired[0].rule_id == "corroborated-recent"
+    assert (decision.fired[0].tier, decision.fired[0].capped_from) == ("high", "block")
+    assert decision.reasons == (
+        "phone reported by 3 members for card_theft, last today; disputed (an open dispute "
+        "contests it)",
+        "corroborated-recent gives block, but only because of answers an open dispute "
+        "contests: capped at high",
+    )
 
 
 # -- the cache -----------------------------------------------------------------------------

@@ -16,16 +16,18 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from clue_client import cli as member_cli
-from clue_client.errors import NotFoundError, ValidationError
+from clue_client.errors import NotFoundError, RateLimitedError, ValidationError
 from clue_client.models import DisputeAnswers
 from clue_client.tokens import encode_token
-from clue_server import db
+from clue_server import create_app, db
 from clue_server.audit.models import AuditEvent
 from clue_server.cli import main as server_cli
 from clue_server.disputes import services
 from clue_server.disputes.models import Dispute, DisputeReport
+from clue_server.quotas import services as quotas
 from clue_server.reports import services as reports
 from clue_server.reports.models import Report
+from clue_server.stats.models import DailyUsage
 from tests.helpers import Creds, signed
 
 PHONE = "090-1234-5678"
@@ -164,6 +166,87 @@ def test_filing_refusals_no_match_own_reports_and_not_routed(app: Any, cast: dic
     assert _count(app, Report) == 3  # nothing withdrawn
 
 
+# -- issue 10, item 2: filing is a look-up ---------------------------------------------
+
+
+def _usage(app: Any, member_id: str) -> tuple[int, int, int]:
+    with db.session_scope(app) as session:
+        row = session.get(DailyUsage, (db.utcnow().date(), member_id, "phone"))
+        return (row.lookups, row.hits, row.quota_rejections) if row else (0, 0, 0)
+
+
+def _set_lookups(app: Any, member_id: str, n: int) -> None:
+    with db.session_scope(app) as session:
+        quotas.set_member_quota(session, member_id, n, None, actor="test")
+
+
+def test_filing_is_a_look_up_counted_against_the_quota_hit_or_miss(
+        app: Any, cast: dict[str, Any]) -> None:
+    (c, client_c, _) = cast["C"]
+    _set_lookups(app, c.member_id, 3)
+    filed = client_c.open_dispute("phone", PHONE, REASON)  # a hit: 201
+    assert _usage(app, c.member_id) == (1, 1, 0)
+    with pytest.raises(NotFoundError):  # a miss: 404, counted and audited all the same
+        client_c.open_dispute("phone", "090-9999-0000", REASON)
+    assert _usage(app, c.member_id) == (2, 1, 0)
+    with db.session_scope(app) as session:
+        miss = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "dispute.no_match")).one()
+        assert (miss.actor, miss.details) == (c.member_id, {"id_type": "phone"})
+    assert client_c.open_dispute("phone", PHONE, "again") == filed  # 200: still a look-up
+    assert _usage(app, c.member_id) == (3, 2, 0)
+
+    # The quota is used up: filing is refused like a look-up, and nothing is stored.
+    before = (_count(app, Dispute), _count(app, AuditEvent))
+    for phone in (PHONE, "090-9999-0000"):
+        with pytest.raises(RateLimitedError) as refused:
+            client_c.open_dispute("phone", phone, REASON)
+        assert refused.value.problem["type"] == "urn:clue:problem:quota-exceeded"
+        assert refused.value.retry_after
+    with pytest.raises(RateLimitedError):
+        client_c.lookup(phone=PHONE)
+    assert (_count(app, Dispute), _count(app, AuditEvent)) == before
+    assert _usage(app, c.member_id) == (3, 2, 3)
+
+
+def test_a_miss_keeps_its_place_in_the_redis_quota(database_url: str, server_keys_dir: Any,
+                                                   redis_url: str, make_member: Any) -> None:
+    redis_app = create_app({"database_url": database_url, "server_keys_dir": server_keys_dir,
+                            "redis_url": redis_url,
+                            "quota_key_prefix": f"clue-test:{os.urandom(6).hex()}:"})
+    try:
+        http = redis_app.test_client()
+        member = make_member("Filer Pay")
+        _set_lookups(redis_app, member.member_id, 2)
+        counter = redis_app.extensions["clue_lookup_counter"]
+        today = db.utcnow().date()
+        for _ in range(2):
+            missed = signed(http, member, "POST", "/v1/disputes", _open())
+            assert missed.status_code == 404
+        assert counter.used(None, member.member_id, today) == 2
+        assert signed(http, member, "POST", "/v1/disputes", _open()).status_code == 429
+        # A request refused before it asked anything (bad body) takes nothing.
+        assert signed(http, member, "POST", "/v1/disputes", _open(colour="red")
+                      ).status_code == 400
+        assert counter.used(None, member.member_id, today) == 2
+    finally:
+        redis_app.extensions["clue_engine"].dispose()
+
+
+def test_disputing_only_your_own_reports_says_how_to_withdraw_them(cast: dict[str, Any],
+                                                                   app: Any) -> None:
+    (a, client_a, _) = cast["A"]
+    report = client_a.register("email", "only.mine@example.com", "phishing")
+    with pytest.raises(ValidationError) as refused:
+        client_a.open_dispute("email", "only.mine@example.com", REASON)
+    assert f"clue withdraw {report.id}" in refused.value.detail
+    assert refused.value.problem["report_ids"] == [report.id]
+    assert _usage(app, a.member_id)[0] == 0  # e-mail, not phone: counted under its type
+    with db.session_scope(app) as session:
+        row = session.get(DailyUsage, (db.utcnow().date(), a.member_id, "email"))
+        assert (row.lookups, row.hits) == (1, 1)
+
+
 def test_a_folded_email_dispute_reaches_the_folded_report(cast: dict[str, Any]) -> None:
     (_, client_a, _), (_, client_c, _) = cast["A"], cast["C"]
     client_a.register("email", "Fraud.Ster+shop@gmail.com", "phishing")
@@ -238,8 +321,8 @@ def test_suspend_overdue_service_names_one_dispute(app: Any, cast: dict[str, Any
 def test_purge_expired_removes_disputes_whose_reports_all_went(app: Any,
                                                               cast: dict[str, Any]) -> None:
     (_, client_a, _), (_, client_c, _) = cast["A"], cast["C"]
-    client_a.register("ip", "192.0.2.7", "phishing", expires_in_days=1)
-    short = client_c.open_dispute("ip", "192.0.2.7", REASON)
+    client_a.register("ip", "9.9.9.9", "phishing", expires_in_days=1)
+    short = client_c.open_dispute("ip", "9.9.9.9", REASON)
     long = client_c.open_dispute("phone", PHONE, REASON)
     with db.session_scope(app) as session:
         reports.purge_expired(session, now=db.utcnow() + dt.timedelta(days=2))
@@ -342,7 +425,7 @@ def test_member_cli_open_list_and_answer(cast: dict[str, Any],
     dispute_id = opened.output.split()[1]
     assert runner.invoke(member_cli.main, ["dispute", "open", "--type", "phone",
                                            "--reason", "x"]).exit_code == 2
-    missing = runner.invoke(member_cli.main, ["dispute", "open", "--type", "ip", "192.0.2.99",
+    missing = runner.invoke(member_cli.main, ["dispute", "open", "--type", "ip", "149.112.112.112",
                                               "--reason", "x"])
     assert missing.exit_code == 1 and "404" in missing.output
     out = json.loads(runner.invoke(member_cli.main, ["disputes", "--outgoing", "--json"]).output)

@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 import requests
+from alembic import command
 from click.testing import CliRunner
 from sqlalchemy import inspect, select, text, update
 
@@ -20,6 +21,7 @@ from clue_client.errors import (
     ValidationError,
 )
 from clue_server import cli, create_app, db
+from clue_server.audit.models import AuditEvent
 from clue_server.keystore import (
     ensure_server_keys,
     load_server_keys,
@@ -29,8 +31,9 @@ from clue_server.keystore import (
     stage_next_signing_key,
 )
 from clue_server.members import services as members
+from clue_server.migrate import alembic_config
 from clue_server.networkkeys import services as networkkeys
-from clue_server.networkkeys.models import NetworkKeyEnvelope
+from clue_server.networkkeys.models import NetworkKeyEnvelope, NetworkKeyVersion
 from clue_server.reports.models import Report
 from tests.helpers import BASE_URL, Creds, WSGIAdapter
 
@@ -152,7 +155,7 @@ def test_rotation_scenario(app, trio, tmp_path):
 def test_retiring_needs_reregistration_first(app, trio):
     alpha = trio[0]
     alpha.ring = keys.Keyring([keys.new_symmetric_key("network", 1)])
-    alpha.client().register("ip", "203.0.113.9", "phishing")
+    alpha.client().register("ip", "9.9.9.10", "phishing")
     with db.session_scope(app) as session, pytest.raises(networkkeys.NetworkKeyError):
         networkkeys.retire_version(session, 1, now=db.utcnow())
 
@@ -286,15 +289,145 @@ def test_server_key_rotation(database_url, tmp_path):
 
 
 def test_a_second_different_key_for_a_held_version_is_refused(app, trio, tmp_path):
-    alpha, beta, gamma = trio
+    alpha, beta, _gamma = trio
     keyshare.share(alpha.client(), keys.new_symmetric_key("network", 1), alpha.signing,
                    own_member_id=alpha.id)
     beta.fetch(tmp_path)
-    # Another custodian (or a hostile operator's sock puppet) shares a different v1.
-    keyshare.share(gamma.client(), keys.new_symmetric_key("network", 1), gamma.signing,
-                   own_member_id=gamma.id)
+    # The custodian itself shares a different v1 (a lost key re-made, or a mistake).
+    keyshare.share(alpha.client(), keys.new_symmetric_key("network", 1), alpha.signing,
+                   own_member_id=alpha.id)
     with pytest.raises(keyshare.ShareError, match="differs from the one in"):
         beta.fetch(tmp_path)
+
+
+# -- issue 10, item 3: a version belongs to its custodian ----------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _actions(app, action):
+    with db.session_scope(app) as session:
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == action)
+                                 .order_by(AuditEvent.id))
+        return [(e.actor, e.subject, e.details) for e in events]
+
+
+def test_another_members_envelope_for_a_version_is_refused_and_audited(app, trio, tmp_path):
+    alpha, beta, gamma = trio
+    genuine = keys.new_symmetric_key("network", 1)
+    keyshare.share(alpha.client(), genuine, alpha.signing, own_member_id=alpha.id)
+    # The attack: gamma seals a key of its own making to beta as v1, correctly signed
+    # by gamma, and uploads it to replace alpha's envelope.
+    forged = keys.new_symmetric_key("network", 1)
+    envelope, signature = keyshare.seal(forged, beta.id, beta.hpke.public_key(), gamma.signing)
+    with pytest.raises(ValidationError) as refused:
+        gamma.client().upload_envelopes(1, [{"recipient": beta.id, "envelope": _b64(envelope),
+                                             "signature": _b64(signature)}])
+    assert refused.value.status == 409
+    assert refused.value.problem["type"] == "urn:clue:problem:not-custodian"
+    assert refused.value.problem["custodian_member_id"] == alpha.id
+    assert "clue keys network rotate" in refused.value.detail
+    # Whole shares are refused the same way, and each refusal is audited.
+    with pytest.raises(ValidationError, match="only that member may upload"):
+        keyshare.share(gamma.client(), forged, gamma.signing, own_member_id=gamma.id)
+    refusals = _actions(app, "network_key.share_refused")
+    assert [(actor, subject) for actor, subject, _ in refusals] == [(gamma.id, "v1")] * 2
+    assert refusals[0][2]["custodian"] == alpha.id
+    # Nothing of gamma's was stored; beta gets alpha's key.
+    with db.session_scope(app) as session:
+        senders = set(session.scalars(select(NetworkKeyEnvelope.sender_key_id)))
+    assert senders == {keys.key_id(alpha.signing.public_key())}
+    assert beta.fetch(tmp_path).saved == (1,)
+    assert beta.ring.current.secret == genuine.secret
+    # Gamma may still share a key of its own as a new version, and becomes its custodian.
+    keyshare.share(gamma.client(), keys.new_symmetric_key("network", 2), gamma.signing,
+                   own_member_id=gamma.id)
+    with db.session_scope(app) as session:
+        assert {v["version"]: v["custodian"] for v in networkkeys.list_versions(session)} == {
+            1: alpha.id, 2: gamma.id}
+
+
+def test_a_fetched_envelope_not_signed_by_the_custodian_is_refused_by_the_sdk(app, trio,
+                                                                              tmp_path):
+    alpha, beta, gamma = trio
+    keyshare.share(alpha.client(), keys.new_symmetric_key("network", 1), alpha.signing,
+                   own_member_id=alpha.id)
+    # An envelope the server should never have kept (stored before custodians were
+    # enforced, or by a server that does not check): sealed and signed by gamma.
+    forged = keys.new_symmetric_key("network", 1)
+    envelope, signature = keyshare.seal(forged, beta.id, beta.hpke.public_key(), gamma.signing)
+    with db.session_scope(app) as session:
+        row = session.scalar(select(NetworkKeyEnvelope)
+                             .where(NetworkKeyEnvelope.recipient_id == beta.id))
+        row.sender_key_id = keys.key_id(gamma.signing.public_key())
+        row.envelope, row.signature = envelope, signature
+    with pytest.raises(keyshare.ShareError, match="not by the version's custodian"):
+        beta.fetch(tmp_path)
+    assert not (tmp_path / beta.id / "network-v1.key").exists()
+
+
+def test_a_new_version_is_claimed_once_and_a_version_without_custodian_by_its_next_upload(
+        app, trio):
+    alpha, _beta, gamma = trio
+    with db.session_scope(app) as session:
+        assert networkkeys._claim_version(session, 7, alpha.id) == alpha.id
+        # Someone else's claim of the same version (a race lost) finds alpha's.
+        assert networkkeys._claim_version(session, 7, gamma.id) == alpha.id
+        session.add(NetworkKeyVersion(version=8, status="active"))  # as before migration 0006
+        session.flush()
+        assert networkkeys._claim_version(session, 8, gamma.id) == gamma.id
+        assert networkkeys._claim_version(session, 8, alpha.id) == gamma.id
+
+
+def test_share_reports_each_recipients_hpke_fingerprint_computed_locally(app, trio,
+                                                                        monkeypatch):
+    alpha, beta, gamma = trio
+    client = alpha.client()
+    key = keys.new_symmetric_key("network", 1)
+    shared = keyshare.share(client, key, alpha.signing, own_member_id=alpha.id)
+    assert dict(shared.fingerprints) == {m.id: keys.fingerprint(m.hpke.public_key())
+                                         for m in (beta, gamma)}
+    # A directory whose stated fingerprint does not match the key it carries is refused.
+    real = client.network_directory
+
+    def lying():
+        directory = real()
+        directory["recipients"][-1]["fingerprint"] = "SHA256:" + "A" * 43
+        return directory
+
+    monkeypatch.setattr(client, "network_directory", lying)
+    with pytest.raises(keyshare.ShareError, match="refusing to share"):
+        keyshare.share(client, keys.new_symmetric_key("network", 2), alpha.signing,
+                       own_member_id=alpha.id)
+
+
+def test_migration_names_the_signer_of_the_oldest_envelope_as_custodian(app, database_url,
+                                                                        trio):
+    alpha, beta, gamma = trio
+    engine = app.extensions["clue_engine"]
+    engine.dispose()
+    command.downgrade(alembic_config(database_url), "0004")
+    try:
+        alpha_key = keys.key_id(alpha.signing.public_key())
+        gamma_key = keys.key_id(gamma.signing.public_key())
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO network_key_versions (version, status, created_at) "
+                              "VALUES (1, 'active', :t), (2, 'active', :t)"), {"t": db.utcnow()})
+            rows = [(1, gamma.id, alpha_key, "2024-01-01 00:00:00"),  # alpha created v1 ...
+                    (1, beta.id, gamma_key, "2024-01-02 00:00:00")]   # ... gamma overwrote one
+            for version, recipient, sender, at in rows:
+                conn.execute(text(
+                    "INSERT INTO network_key_envelopes (version, recipient_id, sender_key_id, "
+                    "envelope, signature, created_at) VALUES (:v, :r, :s, :e, :g, :t)"),
+                    {"v": version, "r": recipient, "s": sender, "e": b"x", "g": b"y" * 64,
+                     "t": dt.datetime.fromisoformat(at).replace(tzinfo=dt.UTC)})
+    finally:
+        command.upgrade(alembic_config(database_url), "head")
+    with db.session_scope(app) as session:
+        custodians = {v["version"]: v["custodian"] for v in networkkeys.list_versions(session)}
+    assert custodians == {1: alpha.id, 2: None}
 
 
 def test_server_key_commands_refuse_out_of_order_steps(tmp_path):

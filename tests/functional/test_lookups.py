@@ -138,7 +138,7 @@ def test_lookup_many_keeps_input_order(make_member, make_client):
         elif kind == 1:
             pair = ("email", f"user{n}@example.com")
         elif kind == 2:
-            pair = ("ip", f"203.0.113.{n}")
+            pair = ("ip", f"1.1.1.{n}")
         elif kind == 3:
             pair = ("device_id", f"device-{n}")
         else:
@@ -163,9 +163,9 @@ def test_lookup_many_keeps_input_order(make_member, make_client):
 def test_lookup_returns_results_keyed_by_type(make_member, make_client):
     reporter, _ = make_client(make_member("Alice Pay"))
     asker, _ = make_client(make_member("Bob Pay"))
-    reporter.register("ip", "2001:db8:1:2:3:4:5:6", "account_takeover")
+    reporter.register("ip", "2606:4700:4700:1:2:3:4:5", "account_takeover")
 
-    results = asker.lookup(phone=PHONE, ip="2001:db8:1:2:ffff::1", device_id="dev-1")
+    results = asker.lookup(phone=PHONE, ip="2606:4700:4700:1:ffff::1", device_id="dev-1")
 
     assert set(results) == {"phone", "ip", "device_id"}
     assert results["ip"].matched  # same /64
@@ -215,7 +215,7 @@ def test_lookup_responses_never_name_a_reporter(app, make_member, make_client):
     adapter.tamper = seen.append
 
     client.lookup(phone=PHONE, email="fraud@example.com")
-    client.lookup_many([("phone", PHONE), ("email", "Fraud@Example.com"), ("ip", "192.0.2.1")])
+    client.lookup_many([("phone", PHONE), ("email", "Fraud@Example.com"), ("ip", "1.1.1.1")])
     # The reporters ask too: their answers must not name the others either.
     for reporter_client, reporter_adapter in clients:
         reporter_adapter.tamper = seen.append

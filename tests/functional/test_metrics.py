@@ -14,6 +14,7 @@ from clue_client import ReportInput
 from clue_server import create_app, db
 from clue_server.metrics import on_metrics_listener, split_bind
 from clue_server.quotas import services as quotas
+from tests.functional.console_helpers import add_staff, login
 from tests.helpers import signed
 
 METRICS_BIND = "127.0.0.1:9464"
@@ -94,7 +95,10 @@ def test_metrics_are_404_on_the_normal_listener_and_served_to_staff(app, http):
     assert refused.get_json()["type"] == "urn:clue:problem:not-found"
     assert refused.get_data() == http.get("/nowhere").get_data()
     with http.session_transaction() as session:
-        session["staff_user"] = "alice"
+        session["staff_user"] = "alice"  # a cookie that merely names someone is not enough
+    assert http.get("/metrics").status_code == 404
+    add_staff(app, "alice")
+    assert login(http, "alice").status_code == 302  # a live console session is
     answer = http.get("/metrics")
     assert answer.status_code == 200
     assert b"clue_http_requests_total" in answer.get_data()

@@ -318,6 +318,7 @@ def test_enums_and_limits_are_the_servers(document: dict[str, Any]) -> None:
     batch = Settings().max_batch_items
     assert schemas["RegisterRequest"]["properties"]["reports"]["maxItems"] == batch
     assert schemas["LookupRequest"]["properties"]["items"]["maxItems"] == batch
+    assert schemas["SearchRequest"]["properties"]["items"]["maxItems"] == batch
     key = document["components"]["parameters"]["IdempotencyKey"]
     assert key["schema"]["maxLength"] == MAX_KEY_LENGTH
     problem_types = set(schemas["Problem"]["properties"]["type"]["enum"])
@@ -350,12 +351,15 @@ def test_real_traffic_conforms_to_the_document(app: Any, http: Any, make_member:
     assert exchanges[-1].status == 200
 
     found = client_b.lookup(phone="+81 90 1234 5678", email="fraudster@gmail.com",
-                            ip="192.0.2.1")
+                            ip="1.1.1.1")
     assert (found["phone"].match, found["email"].match, found["ip"].matched) == (
         "exact", "folded", False)
     assert found["phone"].reporters == 1 and not found["phone"].reported_by_me
 
     listed = list(client_a.reports(page_size=1))  # two pages, then the last
+    (exact, _), = client_a.find_reports([("phone", "+81 90 1234 5678")])
+    assert [r.id for r in exact] == [created[0].id]
+    assert client_a.limits()["max_batch_items"] == Settings().max_batch_items
     assert [r.id for r in listed] == [r.id for r in created]
     client_a.withdraw(created[0].id)
     with pytest.raises(NotFoundError):
@@ -476,8 +480,10 @@ def bad_bodies() -> Iterator[tuple[str, str, Any]]:
         yield f"reports: {name}", "/v1/reports", {"reports": [_report(), _report(**fields)]}
     for name, fields in BAD_ITEMS:
         yield f"lookups: {name}", "/v1/lookups", {"items": [_item(), _item(**fields)]}
+        yield f"search: {name}", "/v1/reports/search", {"items": [_item(), _item(**fields)]}
     for path, key, good in (("/v1/reports", "reports", _report()),
-                            ("/v1/lookups", "items", _item())):
+                            ("/v1/lookups", "items", _item()),
+                            ("/v1/reports/search", "items", _item())):
         yield f"{key}: empty", path, {key: []}
         yield f"{key}: 1001 items", path, {key: [good] * 1001}
         yield f"{key}: not an array", path, {key: good}
@@ -503,11 +509,11 @@ def test_document_rejects_what_the_server_rejects(http: Any, make_member: Any,
             disagreements.append(f"{name}: the document accepts it")
         problem = answer.json()
         if "index" in problem:  # both must fault the item the server named
-            key = "reports" if path.endswith("reports") else "items"
+            key = "reports" if path == "/v1/reports" else "items"
             items_schema = deref(document, schema)["properties"][key]["items"]
             if not schema_errors(document, items_schema, body[key][problem["index"]]):
                 disagreements.append(f"{name}: the document accepts item {problem['index']}")
-    assert len(exchanges) == len(BAD_REPORTS) + len(BAD_ITEMS) + 14
+    assert len(exchanges) == len(BAD_REPORTS) + 2 * len(BAD_ITEMS) + 21
     assert not disagreements, disagreements
 
 

@@ -39,7 +39,7 @@ from clue_server.reports.models import Report
 IDENTIFIERS = [
     ("phone", "０９０－１２３４－５６７８"),
     ("email", "J.Doe+shop@GoogleMail.com"),
-    ("ip", "2001:db8:85a3:8d3:1319:8a2e:370:7348"),
+    ("ip", "2606:4700:4700:8d3:1319:8a2e:370:7348"),
     ("device_id", " fp-7f3a9c61d2e04b8a "),
     ("bank_account", "0005 123 1 45678"),
 ]

@@ -23,7 +23,7 @@ from clue_server.audit.models import AuditEvent
 from clue_server.cli import main as server_cli
 from clue_server.quotas import services as quotas
 from clue_server.reports.models import Report
-from clue_server.stats.models import DailyUsage, LookupHit
+from clue_server.stats.models import DailyUsage
 from tests.helpers import signed
 
 PHONES = [f"090-1111-{n:04d}" for n in range(10)]
@@ -111,7 +111,11 @@ def test_the_sdk_raises_rate_limited_and_a_refused_registration_stores_nothing(
     client.lookup_many([("phone", PHONES[0]), ("phone", PHONES[9])])
     with pytest.raises(RateLimitedError):
         client.lookup(phone=PHONES[0])
-    assert _count(app, select(func.count()).select_from(LookupHit)) == 1
+    today = dt.datetime.now(dt.UTC).date()
+    with db.session_scope(app) as session:
+        row = session.get(DailyUsage, (today, member.member_id, "phone"))
+        # 3 refused registrations of phones, then 1 refused look-up.
+        assert (row.lookups, row.hits, row.quota_rejections) == (2, 1, 4)
 
 
 def test_an_override_beats_the_default_and_clearing_it_restores_the_default(
@@ -193,25 +197,30 @@ def test_redis_counters_are_shared_by_two_app_instances(redis_app, database_url,
         member = make_member()
         _set_quota(redis_app, member.member_id, lookups=4, registrations=2)
         one, two = redis_app.test_client(), second.test_client()
-        counter = redis_app.extensions["clue_quota_counter"]
+        counter = redis_app.extensions["clue_lookup_counter"]
         today = dt.datetime.now(dt.UTC).date()
 
         assert signed(one, member, "POST", "/v1/lookups", _lookup_body(3)).status_code == 200
-        assert counter.used(member.member_id, "lookups", today) == 3
+        with db.session_scope(redis_app) as session:
+            assert counter.used(session.connection(), member.member_id, today) == 3
         assert signed(two, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 429
         assert signed(two, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 200
         assert signed(one, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 429
-        assert counter.used(member.member_id, "lookups", today) == 4
-        ttl = counter.redis.ttl(counter.key(member.member_id, "lookups", today))
+        with db.session_scope(redis_app) as session:
+            assert counter.used(session.connection(), member.member_id, today) == 4
+            assert quotas.usage_today(session, member.member_id).lookups == 4
+        ttl = counter.redis.ttl(counter.key(member.member_id, today))
         assert 0 < ttl <= 86400 + 3600
 
-        # A request that fails after reserving gives back what it took.
+        # Registrations are counted in the database, in the registration's transaction:
+        # one that fails counts nothing, whatever happened in between.
         good = {"reports": [{"type": "phone", "category": "phishing", "key_version": 1,
                              "token": "C" * 42 + "A"}]}
         with monkeypatch.context() as patch:
             patch.setattr("clue_server.reports.services.register", _boom)
             assert signed(one, member, "POST", "/v1/reports", good).status_code == 500
-        assert counter.used(member.member_id, "registrations", today) == 0
+        with db.session_scope(redis_app) as session:
+            assert quotas.usage_today(session, member.member_id).registrations == 0
         # A duplicate registration is free in the end; an idempotent replay takes nothing.
         assert signed(one, member, "POST", "/v1/reports", good).status_code == 201
         for _ in range(2):
@@ -219,12 +228,45 @@ def test_redis_counters_are_shared_by_two_app_instances(redis_app, database_url,
                            headers={"Idempotency-Key": "r1"})
             assert again.status_code == 200
         assert again.headers["Idempotent-Replayed"] == "true"
-        assert counter.used(member.member_id, "registrations", today) == 1
+        with db.session_scope(redis_app) as session:
+            assert quotas.usage_today(session, member.member_id).registrations == 1
+        # The look-up usage waits in Redis until a worker folds it into daily_usage.
+        assert counter.flush() > 0
+        assert counter.flush() == 0
         with db.session_scope(redis_app) as session:
             row = session.get(DailyUsage, (today, member.member_id, "phone"))
             assert (row.lookups, row.registrations, row.quota_rejections) == (4, 1, 3)
     finally:
         second.extensions["clue_engine"].dispose()
+
+
+def test_a_fold_interrupted_after_its_commit_is_not_counted_twice(redis_app, make_member):
+    member = make_member()
+    http = redis_app.test_client()
+    counter = redis_app.extensions["clue_lookup_counter"]
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 200
+    # A worker dies after its fold committed but before it dropped the batch from Redis.
+    real_delete = counter.redis.delete
+    calls = []
+
+    def die_once(*keys: str) -> int:
+        if not calls and counter.buffer_keys[1] in keys:
+            calls.append(keys)
+            raise RuntimeError("worker killed")
+        return int(real_delete(*keys))
+
+    counter.redis.delete = die_once
+    try:
+        with pytest.raises(RuntimeError):
+            counter.flush()
+    finally:
+        counter.redis.delete = real_delete
+    real_delete(f"{counter.prefix}usage:lock")
+    assert counter.flush() > 0  # the next fold finds the batch, sees it folded, drops it
+    today = dt.datetime.now(dt.UTC).date()
+    with db.session_scope(redis_app) as session:
+        row = session.get(DailyUsage, (today, member.member_id, "phone"))
+        assert row.lookups == 2
 
 
 def _boom(*_args: Any, **_kwargs: Any) -> Any:
@@ -249,7 +291,8 @@ def test_quota_cli_shows_sets_and_clears_and_each_change_is_audited(app, make_me
     assert "default: lookups 200000/day, registrations 50000/day" in run("show")
     assert "lookups 500/day, registrations 50000/day" in run("default", "--lookups", "500")
     out = run("set", member.member_id, "--lookups", "7")
-    assert f"{member.member_id}: today lookups 0/7 (override), registrations 0/50000" in out
+    assert (f"Example Pay ({member.member_id}): today lookups 0/7 (override), "
+            "registrations 0/50000") in out
     out = run("set", member.member_id, "--registrations", "9")
     assert "lookups 0/7 (override), registrations 0/9 (override)" in out
     assert "lookups 0/500, registrations 0/50000" in run("clear", member.member_id)

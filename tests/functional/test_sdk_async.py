@@ -91,12 +91,24 @@ def test_the_async_client_end_to_end_in_process(make_member, make_client, make_a
             mine = [r async for r in bob.reports(page_size=1)]
             assert [r.id for r in mine] == [r.id for r in made]
             assert mine[0].note == "seen at checkout"
+            # Own reports by value (sync and async alike), and the published limits.
+            found = await bob.find_reports([("phone", PHONE), ("email", "taroyamada@gmail.com")])
+            assert [([r.id for r in e], [r.id for r in f]) for e, f in found] == [
+                ([made[0].id], []), ([], [made[1].id])]
+            bob_sync, _ = make_client(bob_creds)  # the sync client, as the same member
+            bob_sync.notes_key = bob.notes_key
+            assert found == bob_sync.find_reports([("phone", PHONE),
+                                                   ("email", "taroyamada@gmail.com")])
+            assert await carol.find_reports([("phone", PHONE)]) == [([], [])]
+            limits = await bob.limits()
+            assert limits["max_batch_items"] == 1000
+            assert limits["quotas"]["registrations"]["used"] == 2  # the repeat was free
 
             # Carol (async) and Alice (sync) see the same answers.
             seen = await carol.lookup(phone="０９０-1234-5678", email="taroyamada@gmail.com")
             assert seen == alice.lookup(phone="０９０-1234-5678", email="taroyamada@gmail.com")
             assert seen["phone"].matched and seen["email"].match == "folded"
-            many = await carol.lookup_many([("ip", "192.0.2.1"), {"type": "phone",
+            many = await carol.lookup_many([("ip", "8.8.8.8"), {"type": "phone",
                                                                   "value": PHONE}])
             assert [r.matched for r in many] == [False, True]
 
@@ -118,7 +130,8 @@ def test_the_async_client_end_to_end_in_process(make_member, make_client, make_a
             filed = await carol.open_dispute("phone", PHONE, "The customer says it is new.")
             assert filed.status == "open" and filed.reports == 1
             incoming = await bob.incoming_disputes()
-            assert [d.id for d in incoming] == [filed.id]
+            assert [(d.id, d.status) for d in incoming] == [(filed.id, "open")]
+            assert not incoming[0].reports[0].suspended
             answered = await bob.answer_dispute(filed.id, "uphold", "Chargeback confirmed.")
             assert answered.status == "resolved" and answered.reports == (made[0].id,)
             outgoing = await carol.outgoing_disputes()
@@ -214,7 +227,7 @@ def test_the_async_decision_falls_back_within_its_budget(fake):
         assert decision.degraded and decision.tier == "block"
         assert decision.error.startswith("DeadlineExceeded")
         qr = await client.check_static_qr(GENUINE, timeout=0.3)
-        assert qr.degraded and qr.block and "unchecked" in qr.flags
+        assert qr.degraded and qr.block and qr.tier == "block" and qr.payees == ()
         strict = fake.async_client(strict=True, fallback=Fallback("watch", 200))
         with pytest.raises(DeadlineExceeded):
             await strict.check_signup(phone=PHONE)

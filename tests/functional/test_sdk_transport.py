@@ -249,8 +249,10 @@ def _calls():
         "lookup": lambda c: c.lookup(phone="090-1234-5678"),
         "lookup_many": lambda c: c.lookup_many([("email", "a@example.com")]),
         "register": lambda c: c.register("phone", "090-1234-5678", "other"),
-        "register_many": lambda c: c.register_many([ReportInput("ip", "192.0.2.1", "other")]),
+        "register_many": lambda c: c.register_many([ReportInput("ip", "1.1.1.1", "other")]),
         "reports": lambda c: list(c.reports()),
+        "find_reports": lambda c: c.find_reports([("phone", "090-1234-5678")]),
+        "limits": lambda c: c.limits(),
         "open_dispute": lambda c: c.open_dispute("phone", "090-1234-5678", "reason"),
         "incoming_disputes": lambda c: c.incoming_disputes(),
         "outgoing_disputes": lambda c: c.outgoing_disputes(),
@@ -271,9 +273,18 @@ MALFORMED = [
     ("register", {"reports": [{**REPORT, "key_version": "1"}]}),
     ("register_many", {"reports": [{**REPORT, "created_at": None}]}),
     ("reports", {"reports": {}}), ("reports", {"reports": [], "next_after": 7}),
+    ("find_reports", {}), ("find_reports", {"results": []}),
+    ("find_reports", {"results": ["x"]}), ("find_reports", {"results": [{"exact": []}]}),
+    ("find_reports", {"results": [{"exact": [{"id": "r_1"}], "folded": []}]}),
+    ("find_reports", {"results": [{"exact": [], "folded": [{**REPORT,
+                                                             "suspended_at": "never"}]}]}),
+    ("limits", []), ("limits", "limits"),
     ("open_dispute", {"id": "d_1"}), ("open_dispute", {"id": "d_1", "status": "open",
                                                        "deadline": "soon", "reports": 1}),
     ("incoming_disputes", {"disputes": [{**DISPUTE, "reports": [{}]}]}),
+    ("incoming_disputes", {"disputes": [{**DISPUTE, "status": 7}]}),
+    ("incoming_disputes", {"disputes": [{**DISPUTE, "reports": [{"id": "r_1",
+                                                                 "suspended_at": 1}]}]}),
     ("outgoing_disputes", {"disputes": [{**DISPUTE, "status": "open", "answers": []}]}),
     ("answer_dispute", {"id": "d_1", "answer": "uphold", "reports": "r_1",
                         "status": "open"}),
@@ -416,19 +427,26 @@ def test_the_servers_own_clock_offset_is_used_without_a_date_header(fake):
 @pytest.mark.parametrize(("fallback", "blocks"), [("watch", False), ("block", True)])
 def test_check_static_qr_falls_back_within_its_deadline(fake, fallback, blocks):
     fake.default = fake.silent
-    client = fake.client(fallback=fallback, timeout=0.3)
+    client = fake.client(fallback=Fallback(fallback, 5000))  # the call's own budget wins
     started = time.monotonic()
-    check = client.check_static_qr(GENUINE)
+    check = client.check_static_qr(GENUINE, timeout=0.3)
     elapsed = time.monotonic() - started
     assert 0.25 < elapsed < 0.6
-    assert check.degraded and "unchecked" in check.flags
-    assert check.fallback == fallback and check.block is blocks
+    # The payee and store flags are unknown, not clean: absent, and the reasons say so.
+    assert check.degraded and check.flags == frozenset() and check.payees == ()
+    assert check.tier == fallback and check.block is blocks
     assert check.error.startswith("DeadlineExceeded")
     assert check.store_id == STORE_ID
-    assert any(r.startswith("CLUE unavailable (DeadlineExceeded") for r in check.reasons)
-    strict = fake.client(strict=True, timeout=0.2)
+    assert check.reasons[0].startswith("CLUE unavailable (DeadlineExceeded")
+    assert "qr_payee not checked: CLUE unavailable" in check.reasons
+    assert len(fake.requests) == 1  # one try: no retries inside a decision's budget
+    # Without timeout= the budget is the policy's fallback.timeout_ms, not the client's
+    # 2 s timeout.
+    strict = fake.client(strict=True, fallback=Fallback("watch", 200))
+    started = time.monotonic()
     with pytest.raises(DeadlineExceeded):
         strict.check_static_qr(GENUINE)
+    assert time.monotonic() - started < 0.5
     # An unreadable code is blocked locally: nothing sent, nothing to fall back from.
     before = len(fake.requests)
     assert client.check_static_qr("not a code").block

@@ -100,7 +100,7 @@ def test_init_is_idempotent(tmp_path, public_key_file):
     assert _run(env, "init").exit_code == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "keys").iterdir()}
     member_id = _run(env, "member", "add", "Example Pay", "--public-key",
-                     str(public_key_file())).output.strip()
+                     str(public_key_file())).stdout.strip()
 
     again = _run(env, "init")
 
@@ -136,7 +136,7 @@ def test_member_add_prints_an_id(cli_env, public_key_file):
                   str(public_key_file(key)))
 
     assert result.exit_code == 0, result.output
-    member_id = result.output.strip()
+    member_id = result.stdout.strip()  # the id alone on stdout, for scripts
     assert MEMBER_ID.fullmatch(member_id)
     [listed] = _members(cli_env)
     assert listed["id"] == member_id
@@ -188,16 +188,17 @@ def test_member_add_with_an_hpke_key(cli_env, public_key_file, tmp_path):
 
     assert wrong.exit_code == 1
     assert f"Error: {signing_as_hpke}: expected an X25519 (HPKE) key" in wrong.output
-    assert right.exit_code == 0 and MEMBER_ID.fullmatch(right.output.strip())
+    assert right.exit_code == 0 and MEMBER_ID.fullmatch(right.stdout.strip())
+    assert right.stderr == ""  # with an HPKE key there is nothing to warn about
     assert [m["name"] for m in _members(cli_env)] == ["Right Pay"]
 
 
 def test_suspend_resume_and_list(cli_env, public_key_file):
     assert "no members yet" in _run(cli_env, "member", "list").output
     alpha = _run(cli_env, "member", "add", "Alpha Pay", "--public-key",
-                 str(public_key_file())).output.strip()
+                 str(public_key_file())).stdout.strip()
     beta = _run(cli_env, "member", "add", "Beta Pay", "--public-key",
-                str(public_key_file())).output.strip()
+                str(public_key_file())).stdout.strip()
 
     suspended = _run(cli_env, "member", "suspend", alpha)
     assert suspended.exit_code == 0 and suspended.output == f"{alpha} suspended\n"
@@ -207,9 +208,12 @@ def test_suspend_resume_and_list(cli_env, public_key_file):
     table = _run(cli_env, "member", "list")
     lines = table.output.splitlines()
     assert table.exit_code == 0
-    assert lines[0].split() == ["ID", "STATUS", "CREATED", "NAME"]
+    assert lines[0].split() == ["ID", "STATUS", "CREATED", "HPKE", "KEYS", "NAME"]
     assert lines[1].split()[:2] == [alpha, "suspended"] and lines[1].endswith(" Alpha Pay")
     assert lines[2].split()[:2] == [beta, "active"] and lines[2].endswith(" Beta Pay")
+    # The key ids `member list --help` promises, without --json.
+    for line, member in zip(lines[1:], _members(cli_env), strict=True):
+        assert line.split()[3:5] == ["NO", ",".join(member["keys"])]
 
     again = _run(cli_env, "member", "suspend", "Alpha Pay")  # by name
     assert again.exit_code == 1 and f"member {alpha} is already suspended" in again.output
@@ -225,7 +229,7 @@ def test_suspend_resume_and_list(cli_env, public_key_file):
 
 def test_member_changes_are_audited(app, cli_env, public_key_file):
     member_id = _run(cli_env, "member", "add", "Example Pay", "--public-key",
-                     str(public_key_file())).output.strip()
+                     str(public_key_file())).stdout.strip()
     _run(cli_env, "member", "suspend", member_id)
     _run(cli_env, "member", "resume", member_id)
     _run(cli_env, "member", "resume", member_id)  # refused: no event
@@ -241,7 +245,7 @@ def test_member_changes_are_audited(app, cli_env, public_key_file):
 def test_a_member_suspended_by_the_cli_gets_403(app, cli_env, make_client, public_key_file):
     key = keys.generate_signing_key()
     member_id = _run(cli_env, "member", "add", "Example Pay", "--public-key",
-                     str(public_key_file(key))).output.strip()
+                     str(public_key_file(key))).stdout.strip()
     client, _ = make_client(Creds(member_id, key))
     assert client.ping()["member_id"] == member_id
 
@@ -261,7 +265,7 @@ def test_a_member_suspended_by_the_cli_gets_403(app, cli_env, make_client, publi
 def test_purge_expired_prints_a_count(app, cli_env, make_member, make_client):
     client, _ = make_client(make_member())
     doomed = client.register("phone", "090-1234-5678", "card_theft")
-    kept = client.register("ip", "203.0.113.7", "other")
+    kept = client.register("ip", "8.8.8.8", "other")
     with db.session_scope(app) as session:
         session.execute(update(Report).where(Report.id == doomed.id)
                         .values(expires_at=db.utcnow() - dt.timedelta(minutes=1)))
@@ -277,3 +281,66 @@ def test_purge_expired_prints_a_count(app, cli_env, make_member, make_client):
         actions = [r[0] for r in conn.execute(text(
             "SELECT action FROM audit_events WHERE action = 'report.purge_expired'"))]
     assert len(actions) == 2
+
+
+def test_member_add_without_an_hpke_key_says_what_follows(cli_env, public_key_file):
+    result = _run(cli_env, "member", "add", "Keyless Pay", "--public-key",
+                  str(public_key_file()))
+    assert result.exit_code == 0
+    member_id = result.stdout.strip()
+    assert MEMBER_ID.fullmatch(member_id)
+    warning = result.stderr
+    assert f"Keyless Pay ({member_id}) has no HPKE key" in warning
+    assert "no member can send it the network key" in warning
+    for step in ("clue keys publish", "--hpke-key member-hpke.pub", "clue keys network share",
+                 "clue keys network fetch"):
+        assert step in warning, step
+
+
+def test_quota_show_names_members_and_takes_a_name(cli_env, public_key_file):
+    member_id = _run(cli_env, "member", "add", "Named Pay", "--public-key",
+                     str(public_key_file())).stdout.strip()
+    shown = _run(cli_env, "quota", "show")
+    assert shown.exit_code == 0
+    assert f"Named Pay ({member_id}): today lookups 0/200000" in shown.output
+    assert _run(cli_env, "quota", "show", "Named Pay").output == shown.output
+    set_by_name = _run(cli_env, "quota", "set", "Named Pay", "--lookups", "10")
+    assert set_by_name.exit_code == 0 and "lookups 0/10 (override)" in set_by_name.output
+    assert _run(cli_env, "quota", "show", "Nobody Pay").exit_code == 1
+
+
+def test_quota_set_below_todays_use_warns(cli_env, public_key_file):
+    from clue_server import create_app
+    from clue_server.quotas.models import QuotaUsage
+    from clue_server.stats.models import DailyUsage
+
+    member_id = _run(cli_env, "member", "add", "Busy Pay", "--public-key",
+                     str(public_key_file())).stdout.strip()
+    app = create_app({"database_url": cli_env["CLUE_DATABASE_URL"]}, load_keys=False)
+    with db.session_scope(app) as session:
+        session.add(DailyUsage(day=db.utcnow().date(), member_id=member_id, id_type="phone",
+                               lookups=50, hits=0, registrations=0, quota_rejections=0))
+        session.add(QuotaUsage(day=db.utcnow().date(), member_id=member_id, quota="lookups",
+                               used=50))
+    app.extensions["clue_engine"].dispose()
+    result = _run(cli_env, "quota", "set", member_id, "--lookups", "20")
+    assert result.exit_code == 0
+    assert "warning: 50 lookups were already made today, more than the new limit of 20" \
+        in result.stderr
+
+
+def test_dispute_deadline_shows_and_sets_the_council_setting(cli_env):
+    assert "14 day(s)" in _run(cli_env, "dispute", "deadline").output
+    changed = _run(cli_env, "dispute", "deadline", "30")
+    assert changed.exit_code == 0 and "now have 30 day(s)" in changed.output
+    assert "(was 14)" in changed.output
+    assert "30 day(s)" in _run(cli_env, "dispute", "deadline").output
+    for bad in ("0", "366", "abc"):
+        assert _run(cli_env, "dispute", "deadline", bad).exit_code == 2
+    engine = create_engine(cli_env["CLUE_DATABASE_URL"])
+    with engine.connect() as conn:
+        rows = conn.execute(select(AuditEvent.actor, AuditEvent.details)
+                            .where(AuditEvent.action == "dispute.deadline_set")).all()
+    engine.dispose()
+    assert [(actor, details["days"], details["previous"]) for actor, details in rows] == [
+        ("council", 30, 14)]

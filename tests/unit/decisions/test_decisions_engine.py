@@ -17,6 +17,7 @@ from clue_client.decisions import (
     load_policy,
     parse_policy,
 )
+from clue_client.decisions.explain import decision_json, render_decision
 from clue_client.models import LookupResult
 from tests.unit.decisions.test_decisions_policy import TIERS_TOML
 
@@ -33,10 +34,11 @@ DEFAULT_LIMITS = {
 
 
 def hit(id_type: str = "phone", *categories: str, match: str = "exact", reporters: int = 1,
-        days: int = 200, by_me: bool = False, from_qr: bool = False) -> IdentifierEvidence:
+        days: int = 200, by_me: bool = False, from_qr: bool = False,
+        disputed: bool = False) -> IdentifierEvidence:
     return IdentifierEvidence(id_type, True, match, categories or ("other",), reporters,
                               days_since_first=days, days_since_last=days,
-                              reported_by_me=by_me, from_qr=from_qr)
+                              reported_by_me=by_me, from_qr=from_qr, disputed=disputed)
 
 
 def miss(id_type: str) -> IdentifierEvidence:
@@ -327,3 +329,124 @@ def test_a_policy_without_rules_always_clears():
     decision = decide(policy, Evidence((hit("phone", reporters=9, days=0),)))
     assert decision.tier == "clear"
     assert decision.reasons[0].endswith("(no rule applies)")
+
+
+# -- disputed answers -----------------------------------------------------------------------
+
+
+def test_a_disputed_phone_that_would_block_is_capped_at_high():
+    # Issue 12: a look-up said DISPUTED, yet the decision blocked.
+    disputed = Evidence((hit("phone", "card_theft", reporters=3, days=5, disputed=True),))
+    decision = decide(DEFAULT, disputed)
+    assert decision.tier == "high" and decision.limits == DEFAULT_LIMITS["high"]
+    first = decision.fired[0]
+    assert (first.rule_id, first.tier, first.capped_from) == ("corroborated-recent", "high",
+                                                             "block")
+    assert decision.reasons == (
+        "phone reported by 3 members for card_theft, last 5 days ago; disputed (an open "
+        "dispute contests it)",
+        "corroborated-recent gives block, but only because of answers an open dispute "
+        "contests: capped at high",
+    )
+    # The same answer without the dispute still blocks.
+    assert decide(DEFAULT, Evidence((hit("phone", "card_theft", reporters=3, days=5),))
+                  ).tier == "block"
+
+
+def test_the_cap_only_lowers_and_keeps_rules_that_stand_without_the_dispute():
+    # A disputed answer that only reaches watch stays watch.
+    assert decide(DEFAULT, Evidence((hit("phone", disputed=True),))).tier == "watch"
+    # An undisputed identifier that blocks on its own still blocks.
+    both = Evidence((hit("phone", reporters=3, days=5, disputed=True),
+                     hit("device_id", reporters=3, days=5)))
+    decision = decide(DEFAULT, both)
+    assert decision.tier == "block" and decision.fired[0].capped_from is None
+    # Two types within 90 days, one of them disputed: the rule rests on the dispute.
+    two = decide(DEFAULT, Evidence((hit("phone", days=30, disputed=True),
+                                    hit("device_id", days=60))))
+    assert two.tier == "high"
+    assert [(f.rule_id, f.capped_from) for f in two.fired][:1] == [
+        ("several-identifiers-recent", "block")]
+
+
+def test_a_disputed_qr_payee_asks_instead_of_blocking():
+    payee = hit("qr_payee", "sticker_swap", days=1, from_qr=True, disputed=True)
+    decision = decide(DEFAULT, Evidence((payee,), qr("payee_reported")))
+    assert decision.tier == "high"
+    assert decision.fired[0].rule_id == "qr-payee-reported"
+    assert decision.fired[0].capped_from == "block"
+    # An invalid payload is local evidence: no dispute softens it.
+    assert decide(DEFAULT, Evidence((payee,), qr("payee_reported", "invalid_payload"))
+                  ).tier == "block"
+    # One of two reported payees undisputed: still block.
+    other = hit("qr_payee", "sticker_swap", days=1, from_qr=True)
+    assert decide(DEFAULT, Evidence((payee, other), qr("payee_reported"))).tier == "block"
+
+
+def test_the_cap_is_the_policys():
+    off = parse_policy(TIERS_TOML + '[disputed]\nmax_tier = "block"\n'
+                       '[[rules]]\nid = "r"\ntier = "block"\n')
+    assert decide(off, Evidence((hit(disputed=True),))).tier == "block"
+    watch = parse_policy(TIERS_TOML + '[disputed]\nmax_tier = "watch"\n'
+                         '[[rules]]\nid = "r"\ntier = "block"\n')
+    assert decide(watch, Evidence((hit(disputed=True),))).tier == "watch"
+
+
+def test_rules_can_test_disputed_themselves_and_are_then_not_capped():
+    policy = custom("""
+[[rules]]
+id = "undisputed-block"
+tier = "block"
+disputed = false
+
+[[rules]]
+id = "disputed-review"
+tier = "high"
+disputed = true
+
+[[rules]]
+id = "disputed-but-block-anyway"
+tier = "block"
+types = ["bank_account"]
+disputed = true
+""")
+    assert decide(policy, Evidence((hit(),))).rules_fired == ("undisputed-block",)
+    assert decide(policy, Evidence((hit(disputed=True),))).rules_fired == ("disputed-review",)
+    decision = decide(policy, Evidence((hit("bank_account", disputed=True),)))
+    assert decision.tier == "block" and decision.fired[0].capped_from is None
+
+
+def test_disputed_comes_from_the_lookup_and_only_for_a_match():
+    today = dt.date(2025, 3, 1)
+    matched = LookupResult("phone", True, "exact", ("card_theft",), 1,
+                           last_reported=dt.date(2025, 2, 1), disputed=True)
+    assert IdentifierEvidence.from_lookup(matched, today).disputed is True
+    unmatched = LookupResult("phone", False, disputed=True)
+    assert IdentifierEvidence.from_lookup(unmatched, today).disputed is False
+
+
+def test_decision_json_carries_disputed_and_the_cap():
+    decision = decide(DEFAULT, Evidence((hit("phone", reporters=3, days=5, disputed=True),)))
+    data = decision_json(decision)
+    assert data["evidence"]["identifiers"][0]["disputed"] is True
+    assert data["fired"][0]["capped_from"] == "block" and data["fired"][0]["tier"] == "high"
+    assert "capped at high" in render_decision(decision)
+
+
+def test_qr_warnings_are_reasons_not_rules():
+    evidence = Evidence(qr=QrEvidence(frozenset({"not_jpqr"}),
+                                      warnings=("no_merchant_category",)))
+    decision = decide(DEFAULT, evidence)
+    assert decision.tier == "clear"
+    assert decision.reasons[-1] == ("QR code warning: no merchant category code (ID 52), as "
+                                    "Thai PromptPay, VietQR and QRIS codes are published")
+    assert decision_json(decision)["evidence"]["qr"]["warnings"] == ["no_merchant_category"]
+
+
+def test_the_same_unchecked_reason_is_given_once():
+    evidence = Evidence(qr=qr(), unchecked=(("qr_payee", "CLUE unavailable"),) * 3
+                        + (("jpqr_store", "CLUE unavailable"),))
+    decision = decide_degraded(DEFAULT, evidence, Fallback(), "timeout")
+    assert decision.reasons[-2:] == ("qr_payee not checked: CLUE unavailable",
+                                     "jpqr_store not checked: CLUE unavailable")
+    assert len(decision.reasons) == 3

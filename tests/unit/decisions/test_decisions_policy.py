@@ -155,6 +155,12 @@ def test_a_syntax_error_names_the_line_from_tomllib():
     ({"rule": 'id = "fallback"\ntier = "high"'}, "rules[0].id", "reserved"),
     ({"rule": 'id = "r"\ntier = "high"\nmin_matched_types = 9'}, "rules[0].min_matched_types",
      "from 1 to 7"),
+    # disputed answers
+    ({"rule": 'id = "r"\ntier = "high"\ndisputed = "yes"'}, "rules[0].disputed",
+     "true or false"),
+    ({"add": '[disputed]\nmax_tier = "amber"'}, "disputed.max_tier", "unknown tier 'amber'"),
+    ({"add": '[disputed]\nmax_tier = "clear"'}, "disputed.max_tier", "disputed = false"),
+    ({"add": '[disputed]\ncap = "high"'}, "disputed.cap", "unknown key 'cap'"),
 ])
 def test_invalid_policies_are_refused_with_the_key_path(change, path, message):
     text = _edit(TIERS_TOML, change)
@@ -162,6 +168,15 @@ def test_invalid_policies_are_refused_with_the_key_path(change, path, message):
     assert error.path == path
     assert message in error.detail
     assert path in str(error) and message in str(error)
+
+
+def test_the_disputed_cap_defaults_to_high_and_can_be_set():
+    assert load_policy().disputed_max_tier == "high"
+    assert parse_policy(TIERS_TOML).disputed_max_tier == "high"  # the section is optional
+    assert parse_policy(TIERS_TOML + '[disputed]\nmax_tier = "block"\n'
+                        ).disputed_max_tier == "block"
+    rule = parse_policy(TIERS_TOML + RULE + "disputed = false\n").rules[0]
+    assert rule.disputed is False and rule.checks_identifiers
 
 
 def test_duplicate_rule_ids_are_refused():

@@ -224,10 +224,27 @@ def test_id_00_must_come_first() -> None:
     assert (err.code, err.tag, err.position) == ("not_first", "00", 0)
 
 
-@pytest.mark.parametrize("value", ["02", "1", "00"])
+@pytest.mark.parametrize("value", ["03", "1", "00", "10"])
 def test_id_00_must_be_01(value: str) -> None:
     err = error(raw(replaced("00", value)))
     assert (err.code, err.tag, err.position) == ("bad_format", "00", 0)
+
+
+def test_id_00_02_is_duitnows_and_only_a_warning() -> None:
+    code = parse_mpm(raw(replaced("00", "02")))
+    assert [(w.code, w.tag) for w in code.warnings] == [("payload_format_02", "00")]
+    assert "DuitNow" in code.warnings[0].detail
+
+
+def test_a_code_that_follows_emv_has_no_warnings() -> None:
+    assert parse_mpm(raw(BASE)).warnings == ()
+
+
+def test_no_point_of_initiation_is_neither_static_nor_dynamic_and_a_warning() -> None:
+    code = parse_mpm(raw(replaced("01", None)))
+    assert code.point_of_initiation is None
+    assert not code.is_static and not code.is_dynamic
+    assert [w.code for w in code.warnings] == ["no_point_of_initiation"]
 
 
 @pytest.mark.parametrize(("value", "static"), [("11", True), ("12", False)])
@@ -313,10 +330,33 @@ def test_language_template_needs_language_and_name() -> None:
 # --- mandatory fields and their formats -----------------------------------------
 
 
-@pytest.mark.parametrize("tag", ["52", "53", "58", "59", "60"])
+@pytest.mark.parametrize("tag", ["53", "58"])
 def test_mandatory_fields(tag: str) -> None:
     err = error(raw(replaced(tag, None)))
     assert (err.code, err.tag, err.position) == ("missing_field", tag, None)
+
+
+@pytest.mark.parametrize(("tag", "warning"), [
+    ("52", "no_merchant_category"), ("59", "no_merchant_name"), ("60", "no_merchant_city"),
+])
+def test_fields_national_schemes_leave_out_are_warnings(tag: str, warning: str) -> None:
+    # EMV makes them mandatory, but published PromptPay / VietQR / QRIS codes lack them:
+    # the code still parses (CRC and structure intact) and says what it lacks.
+    code = parse_mpm(raw(replaced(tag, None)))
+    assert code.get(tag) is None
+    assert [(w.code, w.tag) for w in code.warnings] == [(warning, tag)]
+    assert build_mpm(code) == raw(replaced(tag, None))
+
+
+def test_warnings_are_listed_in_id_order() -> None:
+    fields = [("00", "02"), *[f for f in BASE[1:] if f[0] not in ("01", "52", "59", "60")]]
+    assert [w.tag for w in parse_mpm(raw(fields)).warnings] == ["00", "01", "52", "59", "60"]
+
+
+@pytest.mark.parametrize("tag", ["52", "59", "60"])
+def test_lenient_fields_are_still_checked_when_present(tag: str) -> None:
+    bad = {"52": "58", "59": "N" * 26, "60": "C" * 16}[tag]
+    assert error(raw(replaced(tag, bad))).code == "bad_format"
 
 
 def test_at_least_one_merchant_account() -> None:
