@@ -1,127 +1,103 @@
-"""One signed HTTP session: sign every request, verify every response.
+"""The sync client's transport: sign, send, verify, retry, all within one deadline.
 
 Internal: use :class:`clue_client.ClueClient`.
+
+By default calls go through :class:`clue_client._http.ConnectionPool` (keep-alive,
+the deadline enforced on every socket operation). A caller's own ``requests.Session``
+(proxies, client certificates, test adapters) is used as given instead; through it the
+deadline bounds each socket read and the retries, not a trickle of reads.
 """
 
 from __future__ import annotations
 
-import json
+import ssl
 import time
+import urllib.request
 from typing import Any
 
 import requests
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from clue_client import __version__, protocol
-from clue_client.errors import (
-    AuthenticationError,
-    ForbiddenError,
-    NotFoundError,
-    RateLimitedError,
-    ResponseVerificationError,
-    ServerError,
-    TransportError,
-    ValidationError,
-)
-
-RETRYABLE_STATUS = frozenset({502, 503, 504})
+from clue_client._http import ConnectionPool
+from clue_client._wire import Answer, Call, Deadline, Outgoing, Wire, as_transport_error
+from clue_client.errors import ClueError, TransportError
 
 
-class SignedSession:
-    def __init__(self, base_url: str, *, key_id: str, signing_key: Ed25519PrivateKey,
-                 server_keys: dict[str, Ed25519PublicKey],
-                 timeout: float = 5.0, retries: int = 2,
-                 session: requests.Session | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.key_id = key_id
-        self.signing_key = signing_key
-        #: Pinned server keys by key id: the current one and, during a rotation, the
-        #: endorsed next one.
-        self.server_keys = dict(server_keys)
-        self.timeout = timeout
+class SyncTransport:
+    """Thread-safe: the pool hands each thread its own connection."""
+
+    def __init__(self, wire: Wire, *, retries: int = 2, session: requests.Session | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        self.wire = wire
         self.retries = retries
-        self.http = session or requests.Session()
-        self.http.headers["User-Agent"] = f"clue-python/{__version__}"
+        if session is None and _proxied(wire.base_url):
+            session = requests.Session()  # it honours HTTP(S)_PROXY / NO_PROXY; we do not
+        self.session = session
+        self.pool = (None if session is not None else
+                     ConnectionPool(wire.scheme, wire.hostname, wire.port,
+                                    ssl_context=ssl_context))
+        self.closed = False
 
-    def request(self, method: str, path: str, body: Any = None, *,
-                headers: dict[str, str] | None = None, params: dict[str, Any] | None = None,
-                retry: bool = False) -> Any:
-        """Send a signed request and return the verified JSON answer.
+    @property
+    def key_id(self) -> str:
+        return self.wire.key_id
 
-        ``retry`` is for requests that are safe to repeat (reads, writes with an
-        Idempotency-Key); each attempt is signed afresh with a new nonce.
-        """
-        attempts = 1 + (self.retries if retry else 0)
-        for attempt in range(attempts):
+    def request(self, call: Call, deadline: Deadline) -> Any:
+        """The verified JSON answer to ``call``, or the last error once no retry fits."""
+        attempts = 1 + self.retries
+        attempt = 0
+        while True:
+            if deadline.left() <= 0:
+                raise deadline.exceeded(self.wire.base_url)
+            out = self.wire.prepare(call)
             try:
-                return self._once(method, path, body, headers or {}, params)
-            except (TransportError, ServerError) as exc:
-                last = attempt == attempts - 1
-                if last or not _retryable(exc):
+                answer = self._send(out, deadline, trusted=not call.retry)
+                return self.wire.check(out, answer.status, answer.headers, answer.body)
+            except ClueError as exc:
+                attempt += 1
+                delay = (self.wire.retry_delay(exc, attempt - 1, deadline.left(),
+                                               repeatable=call.retry)
+                         if attempt < attempts else None)
+                if delay is None:
                     raise
-                time.sleep(0.1 * 2 ** attempt)
-        raise AssertionError("unreachable")
+                time.sleep(delay)
 
-    def _once(self, method: str, path: str, body: Any, headers: dict[str, str],
-              params: dict[str, Any] | None) -> Any:
-        raw = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        all_headers = dict(headers)
-        if body is not None:
-            all_headers["Content-Type"] = "application/json"
-        prepared = self.http.prepare_request(requests.Request(
-            method, self.base_url + protocol.API_PREFIX + path, data=raw or None,
-            headers=all_headers, params=params))
-        nonce = protocol.sign_request(prepared, raw, key_id=self.key_id,
-                                      private_key=self.signing_key)
+    def _send(self, out: Outgoing, deadline: Deadline, *, trusted: bool) -> Answer:
+        if self.closed:
+            raise TransportError("this CLUE client is closed")
+        if self.pool is not None:
+            return self.pool.send(out, deadline, trusted=trusted)
+        assert self.session is not None
+        left = deadline.left()
+        if left <= 0:
+            raise deadline.exceeded(self.wire.base_url)
+        prepared = self.session.prepare_request(requests.Request(
+            out.method, out.url, data=out.body or None, headers=out.headers))
         try:
-            response = self.http.send(prepared, timeout=self.timeout)
+            response = self.session.send(prepared, timeout=left, allow_redirects=False)
+            body = response.content
+        except requests.Timeout as exc:
+            raise deadline.exceeded(self.wire.base_url) from exc
         except requests.RequestException as exc:
-            raise TransportError(f"cannot reach CLUE at {self.base_url}: {exc}") from exc
-        content = response.content
-        try:
-            server_key_id = protocol.read_key_id(response.headers)
-            if server_key_id not in self.server_keys:
-                raise protocol.SignatureError(f"signed by {server_key_id!r}, not a pinned "
-                                              "server key")
-            protocol.verify_response(response.status_code, response.headers, content, prepared,
-                                     public_key=self.server_keys[server_key_id],
-                                     key_id=server_key_id, nonce=nonce)
-        except protocol.SignatureError as exc:
-            raise ResponseVerificationError(
-                f"refusing the server's answer ({response.status_code}): {exc}") from exc
-        data = _json(response, content)
-        if response.status_code >= 400:
-            raise _error(response, data)
-        return data
+            raise as_transport_error(exc, self.wire.base_url) from exc
+        headers: dict[str, str] = {}
+        for name, value in response.headers.items():
+            headers.setdefault(name.lower(), value)
+        return Answer(response.status_code, headers, body)
+
+    def close(self) -> None:
+        """Close idle connections; a caller's own session stays open (it is theirs)."""
+        self.closed = True
+        if self.pool is not None:
+            self.pool.close()
 
 
-def _json(response: requests.Response, content: bytes) -> Any:
-    try:
-        return json.loads(content) if content else {}
-    except ValueError as exc:
-        raise ResponseVerificationError(
-            f"the server's answer ({response.status_code}) is not JSON") from exc
-
-
-def _error(response: requests.Response, data: Any) -> ServerError:
-    problem = data if isinstance(data, dict) else {"detail": str(data)}
-    status = response.status_code
-    if status == 401:
-        return AuthenticationError(status, problem)
-    if status == 403:
-        return ForbiddenError(status, problem)
-    if status == 404:
-        return NotFoundError(status, problem)
-    if status == 429:
-        retry_after = response.headers.get("Retry-After")
-        return RateLimitedError(status, problem,
-                                int(retry_after) if retry_after and retry_after.isdigit() else None)
-    if status in (400, 409, 413, 415, 422):
-        return ValidationError(status, problem)
-    return ServerError(status, problem)
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, TransportError):
-        return True
-    return isinstance(exc, ServerError) and exc.status in RETRYABLE_STATUS
+def _proxied(url: str) -> bool:
+    """Does the environment route ``url`` through a proxy (and not exempt it)?"""
+    proxies = urllib.request.getproxies()
+    scheme = url.split(":", 1)[0]
+    if not proxies.get(scheme) and not proxies.get("all"):
+        return False
+    host = url.split("://", 1)[1].split("/", 1)[0]
+    return not urllib.request.proxy_bypass(host)

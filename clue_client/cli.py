@@ -610,8 +610,25 @@ def signing_rotate(ctx: click.Context) -> None:
 def ping(ctx: click.Context) -> None:
     """Check the connection and both signatures."""
     with _errors():
-        answer = _client(ctx).ping()
+        client = _client(ctx)
+        answer = client.ping()
     click.echo(f"ok: signed in as member {answer['member_id']}")
+    click.echo(_clock_line(client.clock_offset))
+
+
+def _clock_line(offset: float | None) -> str:
+    """The local clock against the server's (its Date header), and whether that is fine."""
+    if offset is None:
+        return "clock: the server sent no Date header; cannot compare clocks"
+    tolerance = protocol.MAX_CLOCK_SKEW
+    verdict = "ok" if abs(offset) <= tolerance / 2 else (
+        "synchronise this machine's clock (NTP) soon" if abs(offset) <= tolerance
+        else "requests will be refused: synchronise this machine's clock (NTP)")
+    if abs(offset) < 1.5:
+        return f"clock: in step with the server (within 1 s); {verdict}"
+    way = "behind" if offset > 0 else "ahead of"
+    return (f"clock: about {abs(offset):.0f} s {way} the server's (CLUE allows "
+            f"{tolerance} s); {verdict}")
 
 
 @main.command()
@@ -949,7 +966,8 @@ def lookup(ctx: click.Context, /, as_json: bool, **given: str | None) -> None:
     if not any(given.values()):
         raise click.UsageError("give at least one identifier, e.g. --phone 090-1234-5678")
     with _errors():
-        results = _client(ctx).lookup(**given)
+        asked = [(t, v) for t, v in given.items() if v is not None]
+        results = {r.id_type: r for r in _client(ctx).lookup_many(asked)}
     if as_json:
         click.echo(json.dumps({t: {"matched": r.matched, "match": r.match,
                                    "categories": list(r.categories), "reporters": r.reporters,
@@ -1001,7 +1019,7 @@ def dispute_open(ctx: click.Context, phone: str | None, email: str | None, id_ty
         raise click.UsageError("give exactly one identifier: --phone, --email or --type T VALUE")
     with _errors():
         try:
-            filed = _client(ctx).open_dispute(given[0][0], given[0][1], reason)
+            filed = _client(ctx).open_dispute(given[0][0], given[0][1], reason).to_json()
         except ValueError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"dispute {filed['id']} {filed['status']}: routed to {filed['reports']} "
@@ -1016,7 +1034,7 @@ def dispute_open(ctx: click.Context, phone: str | None, email: str | None, id_ty
 def dispute_answer(ctx: click.Context, dispute_id: str, answer: str, reason: str) -> None:
     """Answer a dispute for all your reports in it; withdraw withdraws them."""
     with _errors():
-        result = _client(ctx).answer_dispute(dispute_id, answer, reason)
+        result = _client(ctx).answer_dispute(dispute_id, answer, reason).to_json()
     click.echo(f"dispute {result['id']}: {answer} for {len(result['reports'])} report(s); "
                f"dispute now {result['status']}")
 
@@ -1030,7 +1048,8 @@ def disputes(ctx: click.Context, outgoing: bool, as_json: bool) -> None:
     suspended (or, with --outgoing, the ones you filed)."""
     with _errors():
         client = _client(ctx)
-        rows = client.outgoing_disputes() if outgoing else client.incoming_disputes()
+        rows = [row.to_json() for row in (client.outgoing_disputes() if outgoing
+                                          else client.incoming_disputes())]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return

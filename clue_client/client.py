@@ -1,14 +1,26 @@
 """The public client: canonicalise and tokenise locally, then ask the server.
 
+    with ClueClient.from_config("var/clue.json") as client:
+        client.lookup(phone="090-1234-5678")["phone"].matched
+
 Nothing that leaves this module contains a raw identifier, its canonical form,
 or an unkeyed hash of either: only HMAC tokens under the network key.
+
+:class:`ClueClient` (blocking, thread-safe) and :class:`clue_client.AsyncClueClient`
+(asyncio) share everything but the I/O: the keys and settings below
+(:class:`ClientBase`), the requests and answer checks (``clue_client._calls``), the
+signing and verification (``clue_client._wire``) and the decision code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import datetime as dt
+import os
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -17,8 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
-from clue_client import canonical, notes, protocol, tokens
-from clue_client._transport import SignedSession
+from clue_client import _calls, canonical, notes, protocol, tokens
+from clue_client._calls import MAX_BATCH, Plan
+from clue_client._transport import SyncTransport
+from clue_client._wire import Call, Deadline, Wire
 from clue_client.config import (
     NETWORK_PURPOSE,
     NEXT_SERVER_KEY_FILE,
@@ -26,56 +40,92 @@ from clue_client.config import (
     ClientConfig,
     config_path,
 )
-from clue_client.errors import ConfigError, InvalidIdentifier, ResponseVerificationError
-from clue_client.models import LookupResult, Report, ReportInput
+from clue_client.errors import ConfigError
+from clue_client.models import (
+    DisputeAnswer,
+    FiledDispute,
+    IncomingDispute,
+    LookupResult,
+    OutgoingDispute,
+    Report,
+    ReportInput,
+)
 from clue_client.protocol import CATEGORIES, b64url
+from clue_client.stickers import QrCheck, qr_check
 
 if TYPE_CHECKING:
-    import datetime as dt
-    import os
+    from typing_extensions import Unpack
 
     from clue_client.decisions import Decision, Fallback, LookupCache, Policy
+    from clue_client.decisions.service import DecisionService
 
-if TYPE_CHECKING:
-    from clue_client.stickers import QrCheck
+__all__ = ["CATEGORIES", "DEFAULT_TIMEOUT", "MAX_BATCH", "ClientBase", "ClientOptions",
+           "ClueClient", "ClueClientOptions"]
 
-MAX_BATCH = 1000
+#: Seconds one call may take, all told (connecting, sending, retries and back-off,
+#: reading the whole answer): suited to a signup or payment path.
+DEFAULT_TIMEOUT = 2.0
+T = TypeVar("T")
 
 
-class ClueClient:
-    """A member's client for one CLUE server.
+class ClientOptions(TypedDict, total=False):
+    """The settings both clients take besides the keys (``from_config``'s overrides)."""
 
-    ``network_keys`` is the keyring of network-key versions: registrations use
-    the newest, look-ups ask under every version in one request.
-    """
+    timeout: float
+    retries: int
+    policy: Policy | str | os.PathLike[str] | None
+    fallback: Fallback | str | None
+    cache: LookupCache | None
+    strict: bool | None
+    clock: Callable[[], float] | None
 
-    def __init__(self, server_url: str, *, signing_key: Ed25519PrivateKey,
-                 server_public_key: Ed25519PublicKey, server_key_id: str | None = None,
-                 network_keys: keys.Keyring | None, timeout: float = 5.0, retries: int = 2,
-                 session: requests.Session | None = None,
-                 next_server_public_key: Ed25519PublicKey | None = None,
-                 notes_key: keys.SymmetricKey | None = None,
-                 policy: Policy | str | os.PathLike[str] | None = None,
-                 fallback: Fallback | str | None = None, cache: LookupCache | None = None,
-                 strict: bool | None = None) -> None:
+
+class ClueClientOptions(ClientOptions, total=False):
+    session: requests.Session | None
+    ssl_context: ssl.SSLContext | None
+
+
+class ClientBase:
+    """Keys, settings and tokenising: everything a client is besides its I/O."""
+
+    notes_key: keys.SymmetricKey | None
+    decisions: DecisionService
+    timeout: float
+    _wire: Wire
+    _http: Any  # the client's transport: SyncTransport or AsyncTransport
+
+    def _setup(self, server_url: str, *, signing_key: Ed25519PrivateKey,
+               server_public_key: Ed25519PublicKey, server_key_id: str | None,
+               network_keys: keys.Keyring | None, timeout: float,
+               next_server_public_key: Ed25519PublicKey | None,
+               notes_key: keys.SymmetricKey | None,
+               clock: Callable[[], float] | None) -> Wire:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout = float(timeout)
         self._network_keys = network_keys
         self.notes_key = notes_key
         pinned = {server_key_id or protocol.server_key_id(server_public_key): server_public_key}
         if next_server_public_key is not None:
             pinned[protocol.server_key_id(next_server_public_key)] = next_server_public_key
-        self._http = SignedSession(
-            server_url, key_id=keys.key_id(signing_key.public_key()), signing_key=signing_key,
-            server_keys=pinned, timeout=timeout, retries=retries, session=session)
+        self._wire = Wire(server_url, key_id=keys.key_id(signing_key.public_key()),
+                          signing_key=signing_key, server_keys=pinned,
+                          clock=clock or time.time)
+        return self._wire
+
+    def _setup_decisions(self, policy: Policy | str | os.PathLike[str] | None,
+                         fallback: Fallback | str | None, cache: LookupCache | None,
+                         strict: bool | None) -> None:
         # Risk decisions (check_signup / check_payment): see clue_client.decisions.
         from clue_client.decisions.service import DecisionService
 
         self.decisions = DecisionService.create(self, policy=policy, fallback=fallback,
                                                 cache=cache, strict=strict)
 
-    @classmethod
-    def from_config(cls, path: str | Path | None = None, *, passphrase: bytes | None = None,
-                    **overrides: Any) -> ClueClient:
-        """Build a client from ``clue keys init``'s config file (``CLUE_CONFIG``)."""
+    @staticmethod
+    def _config_arguments(path: str | os.PathLike[str] | None,
+                          passphrase: bytes | None) -> dict[str, Any]:
+        """The constructor arguments ``clue keys init``'s config file gives (``CLUE_CONFIG``)."""
         path = config_path(path)
         config = ClientConfig.load(path)
         base = path.parent
@@ -99,13 +149,16 @@ class ClueClient:
             raise ConfigError(f"key file missing: {exc.filename}") from exc
         except keys.KeyFileError as exc:
             raise ConfigError(str(exc)) from exc
-        assert isinstance(signing_key, Ed25519PrivateKey)
-        assert isinstance(server_key, Ed25519PublicKey)
-        assert next_key is None or isinstance(next_key, Ed25519PublicKey)
-        options: dict[str, Any] = {"timeout": config.timeout, **overrides}
-        return cls(config.server_url, signing_key=signing_key, server_public_key=server_key,
-                   server_key_id=config.server_key_id, network_keys=network,
-                   next_server_public_key=next_key, notes_key=notes_key, **options)
+        if not isinstance(signing_key, Ed25519PrivateKey):
+            raise ConfigError(f"{config.signing_key}: not an Ed25519 signing key")
+        if not isinstance(server_key, Ed25519PublicKey):
+            raise ConfigError(f"{config.server_public_key}: not an Ed25519 public key")
+        if next_key is not None and not isinstance(next_key, Ed25519PublicKey):
+            raise ConfigError(f"{NEXT_SERVER_KEY_FILE}: not an Ed25519 public key")
+        return {"server_url": config.server_url, "signing_key": signing_key,
+                "server_public_key": server_key, "server_key_id": config.server_key_id,
+                "network_keys": network, "next_server_public_key": next_key,
+                "notes_key": notes_key, "timeout": config.timeout}
 
     @property
     def network_keys(self) -> keys.Keyring:
@@ -114,12 +167,23 @@ class ClueClient:
                               "for a new network, create one (`clue keys network new`)")
         return self._network_keys
 
-    # -- plumbing ---------------------------------------------------------------
+    @property
+    def server_url(self) -> str:
+        return self._wire.base_url
 
-    def ping(self) -> dict[str, Any]:
-        """Check the connection, the signatures both ways, and the member's standing."""
-        result: dict[str, Any] = self._http.request("GET", "/ping", retry=True)
-        return result
+    @property
+    def key_id(self) -> str:
+        """This member's signing-key id (``keyid`` of every request)."""
+        return self._wire.key_id
+
+    @property
+    def clock_offset(self) -> float | None:
+        """The server's clock minus this machine's, in seconds (positive: this machine is
+        behind), from the ``Date`` of the last answer; ``None`` before any answer."""
+        return self._wire.clock_offset
+
+    def _deadline(self, timeout: float | None) -> Deadline:
+        return Deadline(self.timeout if timeout is None else timeout)
 
     def _token_fields(self, id_type: str, value: str, version: int) -> dict[str, Any]:
         key = self.network_keys.get(version).secret
@@ -133,74 +197,126 @@ class ClueClient:
             fields["folded_token"] = tokens.encode_token(tokens.derive_token(key, id_type, folded))
         return fields
 
-    # -- registering ------------------------------------------------------------
+
+def _raw(public_key: Ed25519PublicKey | X25519PublicKey) -> str:
+    return b64url(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+class ClueClient(ClientBase):
+    """A member's blocking client for one CLUE server.
+
+    ``network_keys`` is the keyring of network-key versions: registrations use the
+    newest, look-ups ask under every version in one request.
+
+    Every call ends within its deadline: ``timeout`` seconds (default 2) for all of
+    connecting, sending, retries with their back-off, and reading the whole answer,
+    or it raises :class:`~clue_client.errors.DeadlineExceeded`. Each method takes its
+    own ``timeout=`` too. ``retries`` (default 2) bounds the extra attempts of calls
+    that are safe to repeat. ``check_signup`` / ``check_payment`` have their own budget
+    (the policy's ``fallback.timeout_ms``) and never raise for an unreachable CLUE.
+
+    Thread-safe: share one client between threads; each call borrows a keep-alive
+    connection from the client's pool. Close it (or use ``with``) to release them.
+    ``session`` sends through a ``requests.Session`` of yours instead (proxies, client
+    certificates); it is also used when the environment sets a proxy for the server.
+    """
+
+    _http: SyncTransport
+
+    def __init__(self, server_url: str, *, signing_key: Ed25519PrivateKey,
+                 server_public_key: Ed25519PublicKey, server_key_id: str | None = None,
+                 network_keys: keys.Keyring | None, timeout: float = DEFAULT_TIMEOUT,
+                 retries: int = 2, session: requests.Session | None = None,
+                 ssl_context: ssl.SSLContext | None = None,
+                 next_server_public_key: Ed25519PublicKey | None = None,
+                 notes_key: keys.SymmetricKey | None = None,
+                 policy: Policy | str | os.PathLike[str] | None = None,
+                 fallback: Fallback | str | None = None, cache: LookupCache | None = None,
+                 strict: bool | None = None, clock: Callable[[], float] | None = None) -> None:
+        wire = self._setup(server_url, signing_key=signing_key,
+                           server_public_key=server_public_key, server_key_id=server_key_id,
+                           network_keys=network_keys, timeout=timeout,
+                           next_server_public_key=next_server_public_key, notes_key=notes_key,
+                           clock=clock)
+        self._http = SyncTransport(wire, retries=retries, session=session,
+                                   ssl_context=ssl_context)
+        self._setup_decisions(policy, fallback, cache, strict)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, *,
+                    passphrase: bytes | None = None,
+                    **overrides: Unpack[ClueClientOptions]) -> ClueClient:
+        """Build a client from ``clue keys init``'s config file (``CLUE_CONFIG``).
+
+        The file gives the server, the keys and ``timeout``; ``overrides`` are any of
+        the constructor's settings (``timeout``, ``retries``, ``policy``, ``fallback``,
+        ``cache``, ``strict``, ``session``, ``ssl_context``, ``clock``).
+        """
+        arguments = cls._config_arguments(path, passphrase)
+        arguments.update(overrides)
+        return cls(**arguments)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the kept-alive connections; later calls raise TransportError."""
+        self._http.close()
+
+    def __enter__(self) -> ClueClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _run(self, plan: Plan[T], timeout: float | None) -> T:
+        deadline = self._deadline(timeout)
+        return _calls.run(plan, lambda call: self._http.request(call, deadline))
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """Check the connection, the signatures both ways, and the member's standing.
+
+        Afterwards :attr:`clock_offset` says how far this machine's clock is from the
+        server's."""
+        return self._run(_calls.ping(), timeout)
+
+    # -- registering ----------------------------------------------------------------------------
 
     def register(self, id_type: str, value: str, category: str, *,
                  expires_in_days: int | None = None, note: str | None = None,
-                 idempotency_key: str | None = None) -> Report:
+                 idempotency_key: str | None = None, timeout: float | None = None) -> Report:
         """Register one identifier; returns the report (an existing one if already there)."""
         return self.register_many([ReportInput(id_type, value, category, expires_in_days, note)],
-                                  idempotency_key=idempotency_key)[0]
+                                  idempotency_key=idempotency_key, timeout=timeout)[0]
 
-    def register_many(self, items: Sequence[ReportInput], *,
-                      idempotency_key: str | None = None) -> list[Report]:
+    def register_many(self, items: Sequence[ReportInput], *, idempotency_key: str | None = None,
+                      timeout: float | None = None) -> list[Report]:
         """Register up to 1,000 identifiers in one all-or-nothing request.
 
         Safe to retry: the server never stores a member's report twice (it answers
         ``created=False`` for one it already has). ``idempotency_key`` additionally
         makes a retry return exactly the first answer.
         """
-        if not items:
-            return []
-        if len(items) > MAX_BATCH:
-            raise ValueError(f"at most {MAX_BATCH} identifiers per request; split the batch")
-        body = {"reports": [self._report_fields(index, item) for index, item in enumerate(items)]}
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        data = self._http.request("POST", "/reports", body, headers=headers, retry=True)
-        return [self._report(r) for r in data["reports"]]
+        return self._run(_calls.register_many(self, items, idempotency_key), timeout)
 
-    def _report_fields(self, index: int, item: ReportInput) -> dict[str, Any]:
-        if item.category not in CATEGORIES:
-            raise InvalidIdentifier(item.id_type, f"item {index}: unknown category "
-                                    f"{item.category!r}; one of {', '.join(CATEGORIES)}")
-        fields = self._token_fields(item.id_type, item.value, self.network_keys.current.version)
-        fields["category"] = item.category
-        if item.expires_in_days is not None:
-            fields["expires_in_days"] = item.expires_in_days
-        if item.note is not None:
-            if self.notes_key is None:
-                raise ConfigError("a note needs this member's notes key (member-notes.key)")
-            fields["note"] = notes.seal(self.notes_key, item.note, id_type=item.id_type,
-                                        category=item.category)
-        return fields
-
-    def _report(self, data: dict[str, Any]) -> Report:
-        note = None
-        if data.get("note") and self.notes_key is not None:
-            note = notes.open_note(self.notes_key, data["note"], id_type=data["type"],
-                                   category=data["category"])
-        return Report.from_json(data, note=note)
-
-    def withdraw(self, report_id: str) -> None:
+    def withdraw(self, report_id: str, *, timeout: float | None = None) -> None:
         """Withdraw one of the member's own reports (404 for anyone else's)."""
-        self._http.request("DELETE", f"/reports/{quote(report_id, safe='')}")
+        self._run(_calls.withdraw(report_id), timeout)
 
-    def reports(self, *, page_size: int = 500) -> Iterator[Report]:
-        """Every report of this member, oldest first (pages fetched as you iterate)."""
+    def reports(self, *, page_size: int = 500, timeout: float | None = None) -> Iterator[Report]:
+        """Every report of this member, oldest first (pages fetched as you iterate;
+        ``timeout`` is per page)."""
         after: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": page_size}
-            if after:
-                params["after"] = after
-            data = self._http.request("GET", "/reports", params=params, retry=True)
-            for row in data["reports"]:
-                yield self._report(row)
-            after = data.get("next_after")
+            page, after = self._run(_calls.reports_page(self, after, page_size), timeout)
+            yield from page
             if not after:
                 return
 
-    def find_reports(self, identifiers: Iterable[tuple[str, str]]
-                     ) -> list[tuple[list[Report], list[Report]]]:
+    def find_reports(self, identifiers: Iterable[tuple[str, str]], *,
+                     timeout: float | None = None) -> list[tuple[list[Report], list[Report]]]:
         """This member's own reports for each ``(type, value)``: ``(exact, folded)``.
 
         Asked under every network-key version held (reports made under an older one
@@ -208,164 +324,116 @@ class ClueClient:
         ``folded`` (e-mail only) lists reports that match only the folded address.
         Expired (not yet purged) and suspended reports are included.
         """
-        pairs = list(identifiers)
-        versions = self.network_keys.versions
-        items = [self._token_fields(t, v, version) for t, v in pairs for version in versions]
-        rows: list[dict[str, Any]] = []
-        per_request = MAX_BATCH // len(versions) * len(versions)
-        for start in range(0, len(items), per_request):
-            chunk = items[start:start + per_request]
-            data = self._http.request("POST", "/reports/search", {"items": chunk}, retry=True)
-            results = data.get("results") if isinstance(data, dict) else None
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise ResponseVerificationError("the server answered a different number of "
-                                                "results than identifiers asked")
-            rows.extend(results)
-        found = []
-        for index in range(len(pairs)):
-            exact: dict[str, Report] = {}
-            folded: dict[str, Report] = {}
-            for row in rows[index * len(versions):(index + 1) * len(versions)]:
-                exact.update((r["id"], self._report(r)) for r in row["exact"])
-                folded.update((r["id"], self._report(r)) for r in row["folded"])
-            found.append(([exact[k] for k in sorted(exact)],
-                          [folded[k] for k in sorted(folded) if k not in exact]))
-        return found
+        return self._run(_calls.find_reports(self, list(identifiers)), timeout)
 
-    def limits(self) -> dict[str, Any]:
+    def limits(self, *, timeout: float | None = None) -> dict[str, Any]:
         """What the server accepts from this member (``GET /v1/limits``): batch and body
         limits, the council's maximum retention per type, today's quotas and usage."""
-        result: dict[str, Any] = self._http.request("GET", "/limits", retry=True)
-        return result
+        return self._run(_calls.limits(), timeout)
 
-    # -- disputes (see clue_client.disputes) ------------------------------------------------
+    # -- disputes (see clue_client.disputes) ----------------------------------------------------
 
-    def open_dispute(self, id_type: str, value: str, reason: str) -> dict[str, Any]:
+    def open_dispute(self, id_type: str, value: str, reason: str, *,
+                     timeout: float | None = None) -> FiledDispute:
         """File a data subject's dispute on an identifier (tokenised here, never sent)."""
-        from clue_client.disputes import open_dispute
+        return self._run(_calls.open_dispute(self, id_type, value, reason), timeout)
 
-        return open_dispute(self, id_type, value, reason)
+    def incoming_disputes(self, *, timeout: float | None = None) -> list[IncomingDispute]:
+        """Disputes routed to this member's reports (the filer is never named): open ones,
+        and expired ones that got a report of this member suspended."""
+        return self._run(_calls.incoming_disputes(), timeout)
 
-    def incoming_disputes(self) -> list[dict[str, Any]]:
-        """Open disputes routed to this member's reports (the filer is never named)."""
-        result: list[dict[str, Any]] = self._http.request(
-            "GET", "/disputes/incoming", retry=True)["disputes"]
-        return result
-
-    def outgoing_disputes(self) -> list[dict[str, Any]]:
+    def outgoing_disputes(self, *, timeout: float | None = None) -> list[OutgoingDispute]:
         """Disputes this member filed, with answer counts (the reporters are never named)."""
-        result: list[dict[str, Any]] = self._http.request(
-            "GET", "/disputes/outgoing", retry=True)["disputes"]
-        return result
+        return self._run(_calls.outgoing_disputes(), timeout)
 
-    def answer_dispute(self, dispute_id: str, answer: str, reason: str) -> dict[str, Any]:
+    def answer_dispute(self, dispute_id: str, answer: str, reason: str, *,
+                       timeout: float | None = None) -> DisputeAnswer:
         """Answer ``withdraw`` (withdraws this member's disputed reports) or ``uphold``."""
-        result: dict[str, Any] = self._http.request(
-            "POST", f"/disputes/{quote(dispute_id, safe='')}/answer",
-            {"answer": answer, "reason": reason})
-        return result
+        return self._run(_calls.answer_dispute(dispute_id, answer, reason), timeout)
 
-    # -- static QR stickers ---------------------------------------------------------------
+    # -- static QR stickers -----------------------------------------------------------------------
 
-    def check_static_qr(self, payload: str) -> QrCheck:
-        """Flags for a scanned static QR code, in one round trip (see clue_client.stickers)."""
-        from clue_client.stickers import check_static_qr
+    def check_static_qr(self, payload: str, *, timeout: float | None = None) -> QrCheck:
+        """Check a scanned static QR code under the policy, in one round trip (see
+        clue_client.stickers): its tier, flags, warnings and CLUE's answers.
 
-        return check_static_qr(self, payload)
+        Like :meth:`check_signup`, it asks once, without retries, within the policy's
+        ``timeout_ms`` (or ``timeout`` seconds, if given), uses cached answers, and if
+        CLUE cannot answer it returns the fallback tier with ``degraded=True`` instead
+        of raising (unless the client has ``strict=True``).
+        """
+        return qr_check(*self.decisions.check_qr(payload, timeout=timeout))
 
     def report_sticker_swap(self, forged_payload: str, genuine_store_id: str | None = None,
-                            note: str | None = None) -> list[Report]:
+                            note: str | None = None, *,
+                            timeout: float | None = None) -> list[Report]:
         """Report a forged or swapped sticker: its payee(s) and, if known, the genuine store."""
-        from clue_client.stickers import report_sticker_swap
+        return self._run(_calls.report_sticker_swap(self, forged_payload, genuine_store_id,
+                                                    note), timeout)
 
-        return report_sticker_swap(self, forged_payload, genuine_store_id=genuine_store_id,
-                                   note=note)
+    # -- keys ------------------------------------------------------------------------------------
 
-    # -- keys ---------------------------------------------------------------------------
-
-    def me(self) -> dict[str, Any]:
+    def me(self, *, timeout: float | None = None) -> dict[str, Any]:
         """This member as the server knows it: id, status, signing keys, HPKE key."""
-        result: dict[str, Any] = self._http.request("GET", "/members/me", retry=True)
-        return result
+        return self._run(_calls.me(), timeout)
 
-    def publish_hpke_key(self, public_key: X25519PublicKey) -> None:
+    def publish_hpke_key(self, public_key: X25519PublicKey, *,
+                         timeout: float | None = None) -> None:
         """Register the X25519 key other members seal network keys to."""
-        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._http.request("PUT", "/members/me/hpke-key", {"public_key": b64url(raw)})
+        self._run(_calls.simple(Call("PUT", "/members/me/hpke-key",
+                                     {"public_key": _raw(public_key)})), timeout)
 
-    def add_signing_key(self, public_key: Ed25519PublicKey) -> None:
+    def add_signing_key(self, public_key: Ed25519PublicKey, *,
+                        timeout: float | None = None) -> None:
         """Register another signing key for this member (signed with the current one)."""
-        raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self._http.request("POST", "/members/me/keys", {"public_key": b64url(raw)})
+        self._run(_calls.simple(Call("POST", "/members/me/keys",
+                                     {"public_key": _raw(public_key)})), timeout)
 
-    def revoke_signing_key(self, key_id: str) -> None:
+    def revoke_signing_key(self, key_id: str, *, timeout: float | None = None) -> None:
         """Revoke one of this member's signing keys; requests signed with it then get 401."""
-        self._http.request("DELETE", f"/members/me/keys/{quote(key_id, safe='')}")
+        self._run(_calls.simple(Call("DELETE", f"/members/me/keys/{quote(key_id, safe='')}")),
+                  timeout)
 
-    def network_directory(self) -> dict[str, Any]:
+    def network_directory(self, *, timeout: float | None = None) -> dict[str, Any]:
         """Known network-key versions and the members (with HPKE keys) to share them with."""
-        result: dict[str, Any] = self._http.request("GET", "/network-keys", retry=True)
-        return result
+        return self._run(_calls.network_directory(), timeout)
 
-    def upload_envelopes(self, version: int, envelopes: list[dict[str, str]]) -> None:
-        self._http.request("POST", f"/network-keys/{version}/envelopes",
-                           {"envelopes": envelopes}, retry=True)
+    def upload_envelopes(self, version: int, envelopes: list[dict[str, str]], *,
+                         timeout: float | None = None) -> None:
+        self._run(_calls.simple(Call("POST", f"/network-keys/{version}/envelopes",
+                                     {"envelopes": envelopes}, retry=True)), timeout)
 
-    def my_envelopes(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._http.request(
-            "GET", "/network-keys/envelopes", retry=True)["envelopes"]
-        return result
+    def my_envelopes(self, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        return self._run(_calls.my_envelopes(), timeout)
 
-    def server_key_info(self) -> dict[str, Any]:
+    def server_key_info(self, *, timeout: float | None = None) -> dict[str, Any]:
         """The server's current (and staged next) signing key, as a signed answer."""
-        result: dict[str, Any] = self._http.request("GET", "/server-key", retry=True)
-        return result
+        return self._run(_calls.server_key_info(), timeout)
 
-    # -- looking up ---------------------------------------------------------------
+    # -- looking up -------------------------------------------------------------------------------
 
     def lookup(self, *, phone: str | None = None, email: str | None = None,
                ip: str | None = None, device_id: str | None = None,
                bank_account: str | None = None, jpqr_store: str | None = None,
-               qr_payee: str | None = None) -> dict[str, LookupResult]:
+               qr_payee: str | None = None,
+               timeout: float | None = None) -> dict[str, LookupResult]:
         """Look up the given identifiers in one request; results keyed by type."""
-        given = {"phone": phone, "email": email, "ip": ip, "device_id": device_id,
-                 "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee}
-        pairs = [(t, v) for t, v in given.items() if v is not None]
-        if not pairs:
-            raise ValueError("give at least one identifier to look up")
-        return {r.id_type: r for r in self.lookup_many(pairs)}
+        pairs = _calls.identifiers_given({
+            "phone": phone, "email": email, "ip": ip, "device_id": device_id,
+            "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee})
+        return {r.id_type: r for r in self._run(_calls.lookup_many(self, pairs), timeout)}
 
-    def lookup_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]]
-                    ) -> list[LookupResult]:
+    def lookup_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]], *,
+                    timeout: float | None = None) -> list[LookupResult]:
         """Look up many ``(type, value)`` pairs (or ``{"type":..., "value":...}``) at once.
 
-        Each identifier is asked under every network-key version; results come
-        back in the order given.
+        Each identifier is asked under every network-key version; results come back in
+        the order given (1,000 tokens per request, all within one deadline).
         """
-        pairs = [(i["type"], i["value"]) if isinstance(i, dict) else i for i in identifiers]
-        versions = self.network_keys.versions
-        items = [self._token_fields(t, v, version) for t, v in pairs for version in versions]
-        results: list[LookupResult] = []
-        per_request = MAX_BATCH // len(versions) * len(versions)
-        for start in range(0, len(items), per_request):
-            chunk = items[start:start + per_request]
-            data = self._http.request("POST", "/lookups", {"items": chunk}, retry=True)
-            rows = data.get("results") if isinstance(data, dict) else None
-            if not isinstance(rows, list) or len(rows) != len(chunk):
-                raise ResponseVerificationError("the server answered a different number of "
-                                                "results than identifiers asked")
-            results.extend(LookupResult.from_json(item["type"], row)
-                           for item, row in zip(chunk, rows, strict=True))
-        merged = []
-        for index, (_id_type, value) in enumerate(pairs):
-            group = results[index * len(versions):(index + 1) * len(versions)]
-            result = group[0]
-            for other in group[1:]:
-                result = result.merge(other)
-            merged.append(LookupResult(**{**result.__dict__, "value": value}))
-        return merged
+        return self._run(_calls.lookup_many(self, _calls.as_pairs(identifiers)), timeout)
 
-    # -- risk decisions -----------------------------------------------------------------
+    # -- risk decisions ---------------------------------------------------------------------------
 
     def check_signup(self, *, phone: str | None = None, email: str | None = None,
                      ip: str | None = None, device_id: str | None = None,

@@ -2,7 +2,10 @@
 
 The payload never leaves the member: it is parsed here (:mod:`clue_client.qr`)
 and only the tokens of its payee (``qr_payee``) and store (``jpqr_store``) are
-sent. One round trip per check, within the policy's time budget.
+sent. A check is a decision (:meth:`DecisionService.check_qr`): one round trip,
+without retries, within the policy's time budget (``fallback.timeout_ms``) or the
+call's own ``timeout=``, the same for :class:`~clue_client.ClueClient` and
+:class:`~clue_client.AsyncClueClient`. Cached answers are used and still block.
 
     >>> check = client.check_static_qr(scanned)          # doctest: +SKIP
     >>> if check.block: refuse_payment(check.reasons)    # doctest: +SKIP
@@ -16,17 +19,17 @@ payee and store flags are unknown, and ``degraded`` is set; ``block`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clue_client import canonical
 from clue_client.decisions.models import QrEvidence
 from clue_client.errors import InvalidIdentifier
-from clue_client.models import LookupResult, Report, ReportInput
+from clue_client.models import LookupResult, ReportInput
 from clue_client.qr import MpmError, parse_mpm, payees_of
 
 if TYPE_CHECKING:
-    from clue_client.client import ClueClient
     from clue_client.decisions import Decision
 
 CATEGORY = "sticker_swap"
@@ -73,9 +76,9 @@ class QrCheck:
         return self.tier in ("watch", "high")
 
 
-def check_static_qr(client: ClueClient, payload: str) -> QrCheck:
-    """Check a scanned code: locally, then one look-up of its payees and store."""
-    decision, answers = client.decisions.check_qr(payload)
+def qr_check(decision: Decision, answers: Sequence[LookupResult]) -> QrCheck:
+    """A scanned code's check from :meth:`DecisionService.check_qr`'s decision and answers
+    (the clients' ``check_static_qr`` run that, sync or awaited, then this)."""
     qr = decision.evidence.qr or QrEvidence()  # None only if the parser hook is missing
     return QrCheck(
         flags=qr.flags, reasons=decision.reasons, error_code=qr.error_code,
@@ -85,10 +88,9 @@ def check_static_qr(client: ClueClient, payload: str) -> QrCheck:
         error=decision.error, decision=decision)
 
 
-def report_sticker_swap(client: ClueClient, forged_payload: str, *,
-                        genuine_store_id: str | None = None,
-                        note: str | None = None) -> list[Report]:
-    """Register the forged code's payee(s) and, when known, the genuine store.
+def swap_report_items(forged_payload: str, *, genuine_store_id: str | None = None,
+                      note: str | None = None) -> list[ReportInput]:
+    """What to register for a forged code: its payee(s) and, when known, the genuine store.
 
     The forged code must parse (its CRC and structure are what a scanner reads);
     ``genuine_store_id`` is the 29-digit unified store ID of the shop whose sticker was
@@ -114,4 +116,4 @@ def report_sticker_swap(client: ClueClient, forged_payload: str, *,
              for guid, account in accounts]
     if store is not None:
         items.append(ReportInput("jpqr_store", store, CATEGORY, note=note))
-    return client.register_many(items)
+    return items

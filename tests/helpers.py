@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
@@ -61,6 +62,26 @@ class WSGIAdapter(BaseAdapter):
 
     def close(self) -> None:
         pass
+
+
+class AsyncWSGITransport(httpx.AsyncBaseTransport):
+    """Lets a real ``httpx.AsyncClient`` (and so the real AsyncClueClient) talk to an app
+    in-process; ``captured`` keeps every request, ``tamper`` may change an answer."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client = app.test_client()
+        self.captured: list[httpx.Request] = []
+        self.tamper: Callable[[httpx.Response], httpx.Response] | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        self.captured.append(request)
+        answer = self.client.open(request.url.raw_path.decode("ascii"), base_url=BASE_URL,
+                                  method=request.method, headers=dict(request.headers),
+                                  data=body)
+        response = httpx.Response(answer.status_code, headers=list(answer.headers.items()),
+                                  content=answer.get_data(), request=request)
+        return self.tamper(response) if self.tamper is not None else response
 
 
 def signed(test_client: Any, creds: Creds, method: str, path: str, body: Any = None, *,

@@ -1,45 +1,45 @@
 """A check: tokenise, ask CLUE once (within a deadline), decide, never fail the caller.
 
 Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment` /
-:meth:`ClueClient.check_static_qr` (which runs :meth:`DecisionService.check_qr`).
+:meth:`ClueClient.check_static_qr` (which runs :meth:`DecisionService.check_qr`), or
+the same methods of :class:`AsyncClueClient` (``check_async`` / ``check_qr_async``).
 
 One check is at most one signed ``POST /lookups`` for everything not in the cache
 (the account's identifiers and, for a scanned QR code, its payees and store), sent
 without retries and abandoned at the deadline (``Fallback.timeout_ms`` after the
-call, 300 ms by default). The request runs on a small shared thread pool so that
-the deadline holds however the server or the network misbehaves; a request
-abandoned at the deadline finishes (or times out) in the background and is ignored.
+call, 300 ms by default; ``check_static_qr(timeout=)`` may set its own). The sync
+client runs the request on a small shared thread pool so that the deadline holds
+whatever transport is in use; the request itself carries the same deadline down to
+its sockets, so an abandoned one ends by then too and never holds a pool thread (a
+server trickling its answer cannot starve the pool). The async client awaits the
+request under the same deadline instead.
 """
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
+import inspect
 import logging
 import os
 import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from clue_client._calls import lookup_results, merge
+from clue_client._wire import Call, Deadline
 from clue_client.decisions.cache import LookupCache, request_key
 from clue_client.decisions.engine import decide, decide_degraded
 from clue_client.decisions.models import Decision, Evidence, IdentifierEvidence, QrEvidence
 from clue_client.decisions.policy import Fallback, Policy, load_policy
 from clue_client.decisions.qrscan import QrUnavailable, ScannedQr, read_qr
-from clue_client.errors import (
-    ClueError,
-    InvalidIdentifier,
-    ResponseVerificationError,
-    TransportError,
-)
+from clue_client.errors import ClueError, DeadlineExceeded, InvalidIdentifier
 from clue_client.models import LookupResult
 
 if TYPE_CHECKING:
-    from clue_client.client import ClueClient
+    from clue_client.client import ClientBase
 
 __all__ = ["DecisionService"]
 
@@ -80,10 +80,24 @@ class _Ask:
     """The identifier as given; kept only for a scanned code's own payees and store."""
 
 
+@dataclass
+class _Pending:
+    """A check between its local part and CLUE's answer."""
+
+    asks: list[_Ask]
+    answers: dict[int, LookupResult]  # by index in asks: from the cache so far
+    fetch: list[int]  # indexes in asks to ask CLUE about
+    unchecked: list[tuple[str, str]]
+    scan: ScannedQr | None
+    problem: str | None
+    amount_jpy: int | None
+    deadline: Deadline
+
+
 class DecisionService:
     """Turns a client's look-ups into decisions under one policy."""
 
-    def __init__(self, client: ClueClient, *, policy: Policy, fallback: Fallback,
+    def __init__(self, client: ClientBase, *, policy: Policy, fallback: Fallback,
                  cache: LookupCache | None = None, strict: bool = False) -> None:
         self.client = client
         self.policy = policy
@@ -92,7 +106,7 @@ class DecisionService:
         self.strict = strict
 
     @classmethod
-    def create(cls, client: ClueClient, *, policy: Policy | str | os.PathLike[str] | None,
+    def create(cls, client: ClientBase, *, policy: Policy | str | os.PathLike[str] | None,
                fallback: Fallback | str | None, cache: LookupCache | None,
                strict: bool | None) -> DecisionService:
         """Resolve the client's keywords: a policy file path or ``None`` (the default
@@ -110,24 +124,72 @@ class DecisionService:
     def check(self, identifiers: Mapping[str, str | None], *, qr_payload: str | None = None,
               amount_jpy: int | None = None,
               now: dt.datetime | dt.date | None = None) -> Decision:
-        decision, _answers = self._check(identifiers, qr_payload, amount_jpy, now)
+        """The decision, asking CLUE (sync client) within the fallback's budget."""
+        decision, _answers = self._decide(self._prepare(identifiers, qr_payload, amount_jpy,
+                                                        None), now)
         return decision
 
-    def check_qr(self, payload: str, *, now: dt.datetime | dt.date | None = None
+    async def check_async(self, identifiers: Mapping[str, str | None], *,
+                          qr_payload: str | None = None, amount_jpy: int | None = None,
+                          now: dt.datetime | dt.date | None = None) -> Decision:
+        """The same decision for the async client: the request is awaited, not pooled."""
+        pending = self._prepare(identifiers, qr_payload, amount_jpy, None)
+        decision, _answers = await self._decide_async(pending, now)
+        return decision
+
+    def check_qr(self, payload: str, *, now: dt.datetime | dt.date | None = None,
+                 timeout: float | None = None
                  ) -> tuple[Decision, tuple[LookupResult, ...]]:
         """A scanned code alone, under the policy: the decision and CLUE's answers for
         the code's payees and store, in that order (value: the ``qr_payee`` string or
         the store ID). An answer CLUE did not give in time is missing; the decision is
-        then degraded, as for :meth:`check`."""
+        then degraded, as for :meth:`check`. ``timeout`` (seconds) replaces the
+        fallback's budget for this call."""
+        decision, answers = self._decide(self._prepare_qr(payload, timeout), now)
+        return decision, _valued(answers)
+
+    async def check_qr_async(self, payload: str, *, now: dt.datetime | dt.date | None = None,
+                             timeout: float | None = None
+                             ) -> tuple[Decision, tuple[LookupResult, ...]]:
+        """:meth:`check_qr` for the async client."""
+        decision, answers = await self._decide_async(self._prepare_qr(payload, timeout), now)
+        return decision, _valued(answers)
+
+    def _decide(self, pending: _Pending, now: dt.datetime | dt.date | None
+                ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
+        fresh: list[LookupResult] | None = None
+        error: ClueError | None = None
+        if pending.fetch:
+            try:
+                fresh = self._fetch(pending)
+            except ClueError as exc:
+                if self.strict:
+                    raise
+                error = exc
+        return self._conclude(pending, fresh, error, now)
+
+    async def _decide_async(self, pending: _Pending, now: dt.datetime | dt.date | None
+                            ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
+        fresh: list[LookupResult] | None = None
+        error: ClueError | None = None
+        if pending.fetch:
+            try:
+                call, deadline = self._call(pending)
+                fresh = self._results(pending, await self.client._http.request(call, deadline))
+            except ClueError as exc:
+                if self.strict:
+                    raise
+                error = exc
+        return self._conclude(pending, fresh, error, now)
+
+    def _prepare_qr(self, payload: str, timeout: float | None) -> _Pending:
         if not isinstance(payload, str):
             raise TypeError(f"payload must be a str, not {type(payload).__name__}")
-        decision, answers = self._check({}, payload, None, now)
-        return decision, tuple(replace(result, value=value) for value, result in answers)
+        return self._prepare({}, payload, None, timeout)
 
-    def _check(self, identifiers: Mapping[str, str | None], qr_payload: str | None,
-               amount_jpy: int | None, now: dt.datetime | dt.date | None
-               ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
-        deadline = time.monotonic() + self.fallback.timeout
+    def _prepare(self, identifiers: Mapping[str, str | None], qr_payload: str | None,
+                 amount_jpy: int | None, timeout: float | None) -> _Pending:
+        deadline = Deadline(self.fallback.timeout if timeout is None else timeout)
         if amount_jpy is not None and (isinstance(amount_jpy, bool)
                                        or not isinstance(amount_jpy, int) or amount_jpy < 0):
             raise ValueError(f"amount_jpy must be a whole number of yen ≥ 0, not {amount_jpy!r}")
@@ -146,34 +208,36 @@ class DecisionService:
         scan, problem = self._scan(qr_payload, asks, unchecked)
 
         answers: dict[int, LookupResult] = {}
-        pending: list[int] = []
+        fetch: list[int] = []
         for index, ask in enumerate(asks):
             cached = self.cache.get(ask.key) if self.cache is not None else None
             if cached is None:
-                pending.append(index)
+                fetch.append(index)
             else:
                 answers[index] = cached
-        if pending:
-            try:
-                fresh = self._fetch([asks[i] for i in pending], deadline)
-            except ClueError as exc:
-                if self.strict:
-                    raise
-                problem = problem or _describe(exc)
-                unchecked.extend((asks[i].id_type, "CLUE unavailable") for i in pending)
-            else:
-                for index, result in zip(pending, fresh, strict=True):
-                    answers[index] = result
-                    if self.cache is not None:
-                        self.cache.put(asks[index].key, result)
+        return _Pending(asks, answers, fetch, unchecked, scan, problem, amount_jpy, deadline)
+
+    def _conclude(self, pending: _Pending, fresh: list[LookupResult] | None,
+                  error: ClueError | None, now: dt.datetime | dt.date | None
+                  ) -> tuple[Decision, list[tuple[str, LookupResult]]]:
+        asks, answers, unchecked, problem = (pending.asks, pending.answers, pending.unchecked,
+                                             pending.problem)
+        if error is not None:
+            problem = problem or _describe(error)
+            unchecked.extend((asks[i].id_type, "CLUE unavailable") for i in pending.fetch)
+        elif fresh is not None:
+            for index, result in zip(pending.fetch, fresh, strict=True):
+                answers[index] = result
+                if self.cache is not None:
+                    self.cache.put(asks[index].key, result)
 
         today = _today(now)
         evidence = Evidence(
             identifiers=tuple(IdentifierEvidence.from_lookup(answers[i], today,
                                                              from_qr=asks[i].from_qr)
                               for i in sorted(answers)),
-            qr=_qr_evidence(scan, [(asks[i], answers[i]) for i in sorted(answers)]),
-            unchecked=tuple(unchecked), today=today, amount_jpy=amount_jpy)
+            qr=_qr_evidence(pending.scan, [(asks[i], answers[i]) for i in sorted(answers)]),
+            unchecked=tuple(unchecked), today=today, amount_jpy=pending.amount_jpy)
         qr_answers = [(asks[i].value, answers[i]) for i in sorted(answers) if asks[i].from_qr]
         if problem is not None:
             decision = decide_degraded(self.policy, evidence, self.fallback, problem)
@@ -187,7 +251,7 @@ class DecisionService:
         client = self.client
         items = tuple(client._token_fields(id_type, value, version)
                       for version in client.network_keys.versions)
-        return _Ask(id_type, items, request_key(client._http.key_id, items), from_qr,
+        return _Ask(id_type, items, request_key(client.key_id, items), from_qr,
                     value if from_qr else "")
 
     def _scan(self, payload: str | None, asks: list[_Ask], unchecked: list[tuple[str, str]]
@@ -212,44 +276,40 @@ class DecisionService:
                 unchecked.append((id_type, exc.reason))
         return scan, None
 
-    def _fetch(self, asks: Sequence[_Ask], deadline: float) -> list[LookupResult]:
-        items = [item for ask in asks for item in ask.items]
+    def _call(self, pending: _Pending) -> tuple[Call, Deadline]:
+        items = [item for i in pending.fetch for item in pending.asks[i].items]
         if len(items) > MAX_ITEMS:
             raise ValueError(f"a check asks at most {MAX_ITEMS} tokens")
-        budget = deadline - time.monotonic()
-        if budget <= 0:
-            raise TransportError(f"no time left for CLUE within {self.fallback.timeout_ms} ms")
-        # The client's own signed session (same keys, same connection pool), with the
-        # check's budget as its timeout and no retries.
-        session = copy.copy(self.client._http)
-        session.timeout = budget
-        session.retries = 0
-        future: Future[Any] = _executor().submit(session.request, "POST", "/lookups",
-                                                 {"items": items})
+        if pending.deadline.left() <= 0:
+            raise DeadlineExceeded(f"no time left for CLUE within "
+                                   f"{pending.deadline.timeout * 1000:.0f} ms",
+                                   pending.deadline.timeout)
+        # No retries: the budget is too short for one, and a fallback is the answer.
+        return Call("POST", "/lookups", {"items": items}), pending.deadline
+
+    def _fetch(self, pending: _Pending) -> list[LookupResult]:
+        if inspect.iscoroutinefunction(self.client._http.request):
+            raise TypeError("an AsyncClueClient's checks are awaited: use check_async")
+        call, deadline = self._call(pending)
+        # The client's own signed transport (same keys, same connection pool), with the
+        # check's deadline, which it enforces on every socket operation.
+        future: Future[Any] = _executor().submit(self.client._http.request, call, deadline)
         try:
-            data = future.result(timeout=budget)
+            data = future.result(timeout=max(deadline.left(), 0))
         except FutureTimeout as exc:
             future.cancel()
-            raise TransportError(f"no answer from CLUE within {self.fallback.timeout_ms} ms"
-                                 ) from exc
-        rows = data.get("results") if isinstance(data, dict) else None
-        if not isinstance(rows, list) or len(rows) != len(items):
-            raise ResponseVerificationError("the server answered a different number of "
-                                            "results than identifiers asked")
-        try:
-            results = [LookupResult.from_json(item["type"], row)
-                       for item, row in zip(items, rows, strict=True)]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResponseVerificationError(f"malformed look-up result: {exc!r}") from exc
+            raise deadline.exceeded() from exc
+        return self._results(pending, data)
+
+    def _results(self, pending: _Pending, data: Any) -> list[LookupResult]:
+        asks = [pending.asks[i] for i in pending.fetch]
+        items = [item for ask in asks for item in ask.items]
+        results = lookup_results(items, data)
         merged: list[LookupResult] = []
         start = 0
         for ask in asks:
-            group = results[start:start + len(ask.items)]
+            merged.append(merge(results[start:start + len(ask.items)]))
             start += len(ask.items)
-            result = group[0]
-            for other in group[1:]:
-                result = result.merge(other)
-            merged.append(result)
         return merged
 
 
@@ -263,6 +323,11 @@ def _qr_evidence(scan: ScannedQr | None, answered: list[tuple[_Ask, LookupResult
             flags.add("payee_reported" if ask.id_type == "qr_payee" else "store_swap_reported")
     return QrEvidence(frozenset(flags), error_code=scan.error_code, store_id=scan.store_id,
                       payees=len(scan.payees), warnings=scan.warnings)
+
+
+def _valued(answers: list[tuple[str, LookupResult]]) -> tuple[LookupResult, ...]:
+    """A scanned code's answers, each carrying the payee or store ID it answers for."""
+    return tuple(replace(result, value=value) for value, result in answers)
 
 
 def _today(now: dt.datetime | dt.date | None) -> dt.date:

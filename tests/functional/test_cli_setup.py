@@ -200,14 +200,14 @@ def test_disputes_lists_the_expired_dispute_that_suspended_a_report(app: Any, me
     report = member.client().register("phone", "090-6626-0771", "card_theft")
     filed = filer.client().open_dispute("phone", "090-6626-0771", "Reassigned number.")
     open_now = member.run("disputes")
-    assert f"{filed['id']}  phone        deadline" in open_now.output
+    assert f"{filed.id}  phone        deadline" in open_now.output
     with db.session_scope(app) as session:
         session.execute(update(Dispute).values(deadline=db.utcnow() - dt.timedelta(days=1)))
     with db.session_scope(app) as session:
         assert disputes.suspend_overdue(session, db.utcnow(), "staff:alice") == 1
     listed = member.run("disputes")
     assert listed.exit_code == 0
-    assert f"{filed['id']}  phone        EXPIRED" in listed.output
+    assert f"{filed.id}  phone        EXPIRED" in listed.output
     assert "SUSPENDED by the council" in listed.output
     assert f"clue withdraw {report.id}" in listed.output
     assert "1 dispute(s)" in listed.output

@@ -330,7 +330,7 @@ def swap_body(response):
 
 
 @pytest.mark.parametrize(("break_it", "error"), [
-    ("503", "ResponseVerificationError"),
+    ("503", "GatewayError: an unsigned 503"),  # a proxy's page: a ResponseVerificationError
     ("unsigned", "ResponseVerificationError: refusing the server's answer"),
     ("tampered", "ResponseVerificationError"),
 ])
@@ -380,7 +380,10 @@ def test_a_slow_server_gives_the_fallback_within_the_budget(make_member, make_ch
     elapsed = time.monotonic() - started
     assert elapsed < 0.6
     assert decision.degraded and decision.tier == "block"  # fail-closed configured
-    assert decision.error == "TransportError: no answer from CLUE within 150 ms"
+    # DeadlineExceeded is a TransportError (and a TimeoutError); the transport's own
+    # deadline or the pool's wait, whichever notices first, says the same.
+    assert decision.error.startswith("DeadlineExceeded: no answer from CLUE")
+    assert decision.error.endswith("within 150 ms")
     strict, _ = make_checker(make_member("Strict Pay"), adapter=StaticAdapter(200, delay=1.5),
                              fallback=Fallback("watch", 100), strict=True)
     with pytest.raises(TransportError, match="within 100 ms"):

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from clue_client import cli as member_cli
 from clue_client.errors import NotFoundError, RateLimitedError, ValidationError
+from clue_client.models import DisputeAnswers
 from clue_client.tokens import encode_token
 from clue_server import create_app, db
 from clue_server.audit.models import AuditEvent
@@ -66,8 +67,8 @@ def test_full_flow_routes_answers_and_resolves_without_naming_anyone(
     (_, client_c, adapter_c), (_, client_d, _) = cast["C"], cast["D"]
 
     filed = client_c.open_dispute("phone", "+81 90-1234-5678", REASON)
-    assert filed["status"] == "open" and filed["reports"] == 2
-    deadline = dt.datetime.fromisoformat(filed["deadline"].replace("Z", "+00:00"))
+    assert filed.status == "open" and filed.reports == 2
+    deadline = filed.deadline
     assert dt.timedelta(days=13, hours=23) < deadline - db.utcnow() <= dt.timedelta(days=14)
     again = client_c.open_dispute("phone", PHONE, "asked twice")
     assert again == filed  # the open one comes back, no second dispute
@@ -75,37 +76,37 @@ def test_full_flow_routes_answers_and_resolves_without_naming_anyone(
 
     mine_a = {r.id for r in client_a.reports()}
     seen_a = client_a.incoming_disputes()
-    assert [d["id"] for d in seen_a] == [filed["id"]]
-    assert seen_a[0]["reason"] == REASON and seen_a[0]["type"] == "phone"
-    assert {r["id"] for r in seen_a[0]["reports"]} == mine_a
-    assert seen_a[0]["reports"][0]["answer"] is None
+    assert [d.id for d in seen_a] == [filed.id]
+    assert seen_a[0].reason == REASON and seen_a[0].id_type == "phone"
+    assert {r.id for r in seen_a[0].reports} == mine_a
+    assert seen_a[0].reports[0].answer is None
     seen_b = client_b.incoming_disputes()
-    assert {r["id"] for r in seen_b[0]["reports"]} == {r.id for r in client_b.reports()}
+    assert {r.id for r in seen_b[0].reports} == {r.id for r in client_b.reports()}
     assert client_c.incoming_disputes() == [] and client_d.incoming_disputes() == []
     out = client_c.outgoing_disputes()
-    assert out[0]["answers"] == {"withdraw": 0, "uphold": 0, "pending": 2}
+    assert out[0].answers == DisputeAnswers(withdraw=0, uphold=0, pending=2)
     assert client_a.outgoing_disputes() == []
 
     assert client_d.lookup(phone=PHONE)["phone"].disputed
     assert client_a.lookup(phone=PHONE)["phone"].disputed
 
-    done_a = client_a.answer_dispute(filed["id"], "withdraw", "Keyed in wrongly by our agent.")
-    assert done_a["status"] == "open" and set(done_a["reports"]) == mine_a
+    done_a = client_a.answer_dispute(filed.id, "withdraw", "Keyed in wrongly by our agent.")
+    assert done_a.status == "open" and set(done_a.reports) == mine_a
     with db.session_scope(app) as session:
         assert session.get(Report, next(iter(mine_a))) is None  # withdrawn
     after_a = client_d.lookup(phone=PHONE)["phone"]
     assert after_a.reporters == 1 and after_a.categories == ("phishing",) and after_a.disputed
     with pytest.raises(ValidationError):
-        client_a.answer_dispute(filed["id"], "uphold", "changed my mind")  # answered already
+        client_a.answer_dispute(filed.id, "uphold", "changed my mind")  # answered already
 
-    done_b = client_b.answer_dispute(filed["id"], "uphold", "Chargeback confirmed.")
-    assert done_b["status"] == "resolved"
+    done_b = client_b.answer_dispute(filed.id, "uphold", "Chargeback confirmed.")
+    assert done_b.status == "resolved"
     final = client_d.lookup(phone=PHONE)["phone"]
     assert final.matched and final.reporters == 1 and not final.disputed
     assert client_b.incoming_disputes() == []
     out = client_c.outgoing_disputes()[0]
-    assert out["status"] == "resolved" and out["closed_at"] is not None
-    assert out["answers"] == {"withdraw": 1, "uphold": 1, "pending": 0}
+    assert out.status == "resolved" and out.closed_at is not None
+    assert out.answers == DisputeAnswers(withdraw=1, uphold=1, pending=0)
     actions = _actions(app)
     for action in ("dispute.open", "dispute.answer", "report.withdraw"):
         assert action in actions
@@ -156,7 +157,7 @@ def test_filing_refusals_no_match_own_reports_and_not_routed(app: Any, cast: dic
     filed = client_c.open_dispute("phone", PHONE, REASON)
     # Not routed to the filer, nor to a bystander: the same 404 as a missing dispute.
     answers = []
-    for creds, dispute_id in ((c, filed["id"]), (d, filed["id"]), (d, "d_0000000000000000")):
+    for creds, dispute_id in ((c, filed.id), (d, filed.id), (d, "d_0000000000000000")):
         response = signed(http, creds, "POST", f"/v1/disputes/{dispute_id}/answer",
                           {"answer": "withdraw", "reason": "not mine"})
         assert response.status_code == 404
@@ -250,8 +251,8 @@ def test_a_folded_email_dispute_reaches_the_folded_report(cast: dict[str, Any]) 
     (_, client_a, _), (_, client_c, _) = cast["A"], cast["C"]
     client_a.register("email", "Fraud.Ster+shop@gmail.com", "phishing")
     filed = client_c.open_dispute("email", "fraudster@gmail.com", REASON)
-    assert filed["reports"] == 1
-    assert client_a.incoming_disputes()[0]["id"] == filed["id"]
+    assert filed.reports == 1
+    assert client_a.incoming_disputes()[0].id == filed.id
 
 
 def test_missed_deadline_suspends_only_the_silent_reporter(app: Any, cast: dict[str, Any],
@@ -260,14 +261,14 @@ def test_missed_deadline_suspends_only_the_silent_reporter(app: Any, cast: dict[
     (a, client_a, _), (b, _, _) = cast["A"], cast["B"]
     (_, client_c, _), (_, client_d, _) = cast["C"], cast["D"]
     filed = client_c.open_dispute("phone", PHONE, REASON)
-    client_a.answer_dispute(filed["id"], "uphold", "Confirmed.")
+    client_a.answer_dispute(filed.id, "uphold", "Confirmed.")
     env = {"CLUE_DATABASE_URL": database_url, "CLUE_SERVER_KEYS_DIR": str(server_keys_dir),
            "CLUE_REDIS_URL": None}
     runner = CliRunner()
     listed = runner.invoke(server_cli, ["dispute", "list", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
     row = json.loads(listed.output)[0]
-    assert (row["id"], row["opened_by"], row["overdue"]) == (filed["id"],
+    assert (row["id"], row["opened_by"], row["overdue"]) == (filed.id,
                                                             cast["C"][0].member_id, False)
     assert {e["reporter_id"]: e["answer"] for e in row["answers"]} == {
         a.member_id: "uphold", b.member_id: None}
@@ -288,7 +289,7 @@ def test_missed_deadline_suspends_only_the_silent_reporter(app: Any, cast: dict[
     with db.session_scope(app) as session:
         by_member = {r.member_id: r.suspended_at for r in session.scalars(select(Report))}
         assert by_member[a.member_id] is None and by_member[b.member_id] is not None
-        assert session.get(Dispute, filed["id"]).status == "expired"
+        assert session.get(Dispute, filed.id).status == "expired"
         event = session.scalars(select(AuditEvent).where(
             AuditEvent.action == "dispute.suspend_overdue")).one()
         assert event.details["count"] == 1
@@ -297,10 +298,10 @@ def test_missed_deadline_suspends_only_the_silent_reporter(app: Any, cast: dict[
         assert closed[0]["status"] == "expired" and not closed[0]["overdue"]
     found = client_d.lookup(phone=PHONE)["phone"]
     assert found.reporters == 1 and found.categories == ("card_theft",) and not found.disputed
-    assert client_c.outgoing_disputes()[0]["answers"] == {"withdraw": 0, "uphold": 1,
+    assert client_c.outgoing_disputes()[0].answers.to_json() == {"withdraw": 0, "uphold": 1,
                                                           "pending": 1}
     # A suspended report is not disputable any more; A's still is.
-    assert client_c.open_dispute("phone", PHONE, "again")["reports"] == 1
+    assert client_c.open_dispute("phone", PHONE, "again").reports == 1
 
 
 def test_suspend_overdue_service_names_one_dispute(app: Any, cast: dict[str, Any]) -> None:
@@ -308,13 +309,13 @@ def test_suspend_overdue_service_names_one_dispute(app: Any, cast: dict[str, Any
     filed = client_c.open_dispute("phone", PHONE, REASON)
     with db.session_scope(app) as session:
         with pytest.raises(services.ValidationFailed, match="not overdue"):
-            services.suspend_overdue(session, db.utcnow(), "staff:alice", dispute_id=filed["id"])
+            services.suspend_overdue(session, db.utcnow(), "staff:alice", dispute_id=filed.id)
         with pytest.raises(services.NotFound):
             services.suspend_overdue(session, db.utcnow(), "staff:alice", dispute_id="d_x\0")
         later = db.utcnow() + dt.timedelta(days=15)
         assert services.list_disputes(session, later)[0]["overdue"]
         assert services.suspend_overdue(session, later, "staff:alice",
-                                        dispute_id=filed["id"]) == 2
+                                        dispute_id=filed.id) == 2
 
 
 def test_purge_expired_removes_disputes_whose_reports_all_went(app: Any,
@@ -326,10 +327,10 @@ def test_purge_expired_removes_disputes_whose_reports_all_went(app: Any,
     with db.session_scope(app) as session:
         reports.purge_expired(session, now=db.utcnow() + dt.timedelta(days=2))
     with db.session_scope(app) as session:
-        assert session.get(Dispute, short["id"]) is None
-        assert session.get(Dispute, long["id"]) is not None
+        assert session.get(Dispute, short.id) is None
+        assert session.get(Dispute, long.id) is not None
         left = set(session.scalars(select(DisputeReport.dispute_id)))
-        assert left == {long["id"]}
+        assert left == {long.id}
     assert "dispute.purge_expired" in _actions(app)
 
 
@@ -380,7 +381,7 @@ def test_hostile_raw_bodies_ids_and_queries(app: Any, http: Any, cast: dict[str,
     creds: Creds = cast["A"][0]
     filed = cast["C"][1].open_dispute("phone", PHONE, REASON)
     for raw in (b"{", b"\xff\xfe", b"NaN", b"[" * 100_000, b'{"answer": "withdraw"'):
-        for path in ("/v1/disputes", f"/v1/disputes/{filed['id']}/answer"):
+        for path in ("/v1/disputes", f"/v1/disputes/{filed.id}/answer"):
             response = signed(http, creds, "POST", path, raw=raw)
             assert response.status_code == 400, (path, raw[:10])
     huge = json.dumps(_open(reason="x" * 2_000_000)).encode()
@@ -393,7 +394,7 @@ def test_hostile_raw_bodies_ids_and_queries(app: Any, http: Any, cast: dict[str,
                                ({"answer": "uphold", "reason": "x" * 1001}, 422),
                                ({"answer": "uphold"}, 400),
                                ({"answer": "uphold", "reason": "x", "by": "me"}, 400)):
-        path = f"/v1/disputes/{filed['id']}/answer"
+        path = f"/v1/disputes/{filed.id}/answer"
         assert signed(http, creds, "POST", path, bad_answer).status_code == status, bad_answer
     for bad_id in ("%00", "d_" + "0" * 200, "..%2F..%2Freports", "%F0%9F%92%A5", "%27%3B%20DROP"):
         response = signed(http, creds, "POST", f"/v1/disputes/{bad_id}/answer",
@@ -449,12 +450,11 @@ def exercise_disputes(client_filer: Any, client_reporter: Any, id_type: str, val
     """Every /v1/disputes operation once, through the SDK (used by test_openapi)."""
     filed = client_filer.open_dispute(id_type, value, REASON)  # 201
     assert client_filer.open_dispute(id_type, value, REASON) == filed  # 200
-    assert client_reporter.incoming_disputes()[0]["id"] == filed["id"]
-    assert client_filer.outgoing_disputes()[0]["answers"]["pending"] == 1
+    assert client_reporter.incoming_disputes()[0].id == filed.id
+    assert client_filer.outgoing_disputes()[0].answers.pending == 1
     with pytest.raises(NotFoundError):
-        client_filer.answer_dispute(filed["id"], "uphold", "not mine to answer")
-    assert client_reporter.answer_dispute(filed["id"], "uphold", "Confirmed.")[
-        "status"] == "resolved"
+        client_filer.answer_dispute(filed.id, "uphold", "not mine to answer")
+    assert client_reporter.answer_dispute(filed.id, "uphold", "Confirmed.").status == "resolved"
     with pytest.raises(ValidationError):
         client_reporter.open_dispute(id_type, value, "only my own reports")  # 422
     assert client_filer.lookup_many([(id_type, value)])[0].disputed is False

@@ -198,7 +198,7 @@ def test_surrogates_in_a_dispute_reason(app, http, member, make_member, make_cli
     # A valid pair written as escapes (an emoji) is a reason like any other, and so is a
     # backslash followed by "ud800" (an escaped backslash, not an escape).
     filer, _ = make_client(member)
-    assert filer.open_dispute("phone", "090-1234-5678", "They say \U0001f600")["reports"] == 1
+    assert filer.open_dispute("phone", "090-1234-5678", "They say \U0001f600").reports == 1
     raw = (f'{{"type": "phone", "key_version": 1, "token": "{_token()}", '
            '"reason": "literal \\\\ud800 and \\ud83d\\ude00"}')
     assert signed(http, member, "POST", "/v1/disputes", raw=raw.encode()).status_code == 404

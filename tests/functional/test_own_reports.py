@@ -203,9 +203,9 @@ def test_a_suspended_report_and_its_dispute_stay_visible_to_the_silent_reporter(
     assert listed[report.id].suspended and not listed[kept.id].suspended
     assert listed[report.id].suspended_at is not None
     incoming = client.incoming_disputes()
-    assert [(d["id"], d["status"]) for d in incoming] == [(filed["id"], "expired")]
-    assert incoming[0]["reports"][0]["id"] == report.id
-    assert incoming[0]["reports"][0]["suspended_at"] is not None
+    assert [(d.id, d.status) for d in incoming] == [(filed.id, "expired")]
+    assert incoming[0].reports[0].id == report.id
+    assert incoming[0].reports[0].suspended_at is not None and incoming[0].reports[0].suspended
     # Withdrawn, it is gone from both views.
     client.withdraw(report.id)
     assert client.incoming_disputes() == []
@@ -221,9 +221,10 @@ def test_an_expired_dispute_the_reporter_answered_does_not_come_back(
     client_answered.register("phone", PHONE, "card_theft")
     client_silent.register("phone", PHONE, "phishing")
     filed = client_filer.open_dispute("phone", PHONE, "Reassigned number.")
-    client_answered.answer_dispute(filed["id"], "uphold", "Confirmed.")
+    client_answered.answer_dispute(filed.id, "uphold", "Confirmed.")
     with db.session_scope(app) as session:
         disputes.suspend_overdue(session, db.utcnow() + dt.timedelta(days=30), "staff:alice")
     assert client_answered.incoming_disputes() == []
-    assert [d["status"] for d in client_silent.incoming_disputes()] == ["expired"]
-    assert json.dumps(client_silent.incoming_disputes()).count(filer.member_id) == 0
+    assert [d.status for d in client_silent.incoming_disputes()] == ["expired"]
+    assert json.dumps([d.to_json() for d in client_silent.incoming_disputes()]
+                      ).count(filer.member_id) == 0

@@ -136,16 +136,18 @@ def test_no_identifier_in_any_request_the_sdk_sends(make_member, make_client, ne
 def test_a_leaking_client_would_be_caught(make_member, make_client, monkeypatch):
     # Mutation check of the capture pipeline: a client that sent the canonical form
     # (here in a header) is caught by the same code that clears the real one.
+    from dataclasses import replace
+
     from clue_client import ClueError
-    from clue_client._transport import SignedSession
+    from clue_client._transport import SyncTransport
 
-    original = SignedSession.request
+    original = SyncTransport.request
 
-    def leaky(self, method, path, body=None, *, headers=None, **kwargs):
-        headers = {**(headers or {}), "X-Debug": canonicalize("phone", IDENTIFIERS[0][1])}
-        return original(self, method, path, body, headers=headers, **kwargs)
+    def leaky(self, call, deadline):
+        headers = {**(call.headers or {}), "X-Debug": canonicalize("phone", IDENTIFIERS[0][1])}
+        return original(self, replace(call, headers=headers), deadline)
 
-    monkeypatch.setattr(SignedSession, "request", leaky)
+    monkeypatch.setattr(SyncTransport, "request", leaky)
     client, adapter = make_client(make_member())
     try:
         client.lookup(phone=IDENTIFIERS[0][1])
