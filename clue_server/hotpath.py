@@ -156,12 +156,12 @@ class HotPath:
             cursor.execute(self.nonce_sql, {"key": key, "expires_at": expires_at},
                            prepare=True)
             return cursor.fetchone() is not None
-        cursor.execute(self.nonce_sql, {"key": key, "expires_at": _sqlite_time(expires_at)})
+        cursor.execute(self.nonce_sql, {"key": key, "expires_at": sqlite_time(expires_at)})
         return cursor.fetchone() is not None
 
     def sweep_nonces(self, now: dt.datetime) -> None:
         self.cursor().execute(self.sweep_sql,
-                              {"now": now if self.postgres else _sqlite_time(now)})
+                              {"now": now if self.postgres else sqlite_time(now)})
 
     def match(self, exact: Sequence[bytes], folded: Sequence[bytes], now: dt.datetime
               ) -> list[tuple[Any, ...]]:
@@ -177,8 +177,8 @@ class HotPath:
                            prepare=True)
             return [tuple(row) for row in cursor.fetchall()]
         sql = self._sqlite_match(len(exact), len(folded))
-        cursor.execute(sql, [*exact, *folded, _sqlite_time(now)])
-        return [(*row[:4], _from_sqlite_time(row[4]), *row[5:7], bool(row[7]))
+        cursor.execute(sql, [*exact, *folded, sqlite_time(now)])
+        return [(*row[:4], from_sqlite_time(row[4]), *row[5:7], bool(row[7]))
                 for row in cursor.fetchall()]
 
     def _sqlite_match(self, n_exact: int, n_folded: int) -> str:
@@ -220,7 +220,7 @@ class HotPath:
             if nonce_key is not None:
                 assert nonce_expires is not None
                 cursor.execute(self.nonce_sql, {"key": nonce_key,
-                                                "expires_at": _sqlite_time(nonce_expires)})
+                                                "expires_at": sqlite_time(nonce_expires)})
                 if cursor.fetchone() is None:
                     cursor.execute("ROLLBACK")
                     return False, None
@@ -238,12 +238,12 @@ class HotPath:
         return True, (int(row[0]) if row is not None else None)
 
 
-def _sqlite_time(value: dt.datetime) -> str:
+def sqlite_time(value: dt.datetime) -> str:
     """How SQLAlchemy's SQLite DATETIME stores a UTC time (``db.UtcDateTime``)."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _from_sqlite_time(value: str) -> dt.datetime:
+def from_sqlite_time(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 

@@ -7,7 +7,6 @@ that tokens are made with is never here: only members hold it.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
@@ -44,11 +43,11 @@ class ServerKeys:
         """``HMAC-SHA256(pepper[v], token)``: what the database stores instead of the token."""
         pepper = self.peppers.current if pepper_version is None else self.peppers.get(
             pepper_version)
-        return hmac.new(pepper.secret, token, hashlib.sha256).digest()
+        return hmac.digest(pepper.secret, token, "sha256")
 
     def token_hashes(self, token: bytes) -> list[bytes]:
         """The token's stored form under every active pepper version (newest first)."""
-        return [hmac.new(p.secret, token, hashlib.sha256).digest() for p in self.peppers]
+        return [hmac.digest(p.secret, token, "sha256") for p in self.peppers]
 
 
 def ensure_server_keys(directory: Path) -> list[str]:

@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
@@ -19,6 +18,7 @@ from clue_server.config import CATEGORIES, ID_TYPES, Settings
 from clue_server.db import iso_utc
 from clue_server.errors import NotFound
 from clue_server.keystore import ServerKeys
+from clue_server.reports import bulk
 from clue_server.reports.models import Report
 from clue_server.validation import (
     b64url,
@@ -30,6 +30,7 @@ from clue_server.validation import (
     expect_token,
     item_error,
     plausible_id,
+    token_or_none,
 )
 
 MAX_KEY_VERSION = 1_000_000
@@ -46,6 +47,11 @@ class NewReport:
     note: bytes | None = None
 
 
+_FIELDS = frozenset({"type", "category", "key_version", "token", "folded_token",
+                     "expires_in_days", "note"})
+_TYPES, _CATEGORIES = frozenset(ID_TYPES), frozenset(CATEGORIES)
+
+
 def parse_register_body(body: Any, settings: Settings,
                         retention: Mapping[str, int] | None = None) -> list[NewReport]:
     """Validate a whole batch before anything is written; the first bad item rejects it.
@@ -55,41 +61,66 @@ def parse_register_body(body: Any, settings: Settings,
     retention = retention or settings.max_retention_days
     root = expect_object(body, "", required={"reports"})
     items = expect_list(root["reports"], "/reports", max_items=settings.max_batch_items)
-    parsed = []
-    for index, raw in enumerate(items):
-        pointer = "/reports"
-        if not isinstance(raw, dict):
-            raise item_error(pointer, index, "item", "must be an object", structural=True)
-        unknown = sorted(set(raw) - {"type", "category", "key_version", "token", "folded_token",
-                                     "expires_in_days", "note"})
-        if unknown:
-            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
-        for field in ("type", "category", "key_version", "token"):
-            if field not in raw:
-                raise item_error(pointer, index, field, "is required", structural=True)
-        id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
-        category = expect_choice(raw, "category", pointer, index, CATEGORIES)
-        key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
-                                 maximum=MAX_KEY_VERSION)
-        token = expect_token(raw, "token", pointer, index)
-        folded = None
-        if "folded_token" in raw:
-            if id_type != "email":
-                raise item_error(pointer, index, "folded_token", "is only allowed for email")
-            folded = expect_token(raw, "folded_token", pointer, index)
-        maximum = retention[id_type]
-        days = maximum
-        if "expires_in_days" in raw:
-            days = expect_int(raw, "expires_in_days", pointer, index, minimum=1, maximum=maximum)
-        note = expect_note(raw, pointer, index) if "note" in raw else None
-        parsed.append(NewReport(id_type, category, key_version, token, folded, days, note))
-    return parsed
+    return [_usual_item(raw, retention) or checked_item(raw, index, retention)
+            for index, raw in enumerate(items)]
 
 
-def new_report_id(now: dt.datetime, position: int = 0) -> str:
+def _usual_item(raw: Any, retention: Mapping[str, int]) -> NewReport | None:
+    """The usual, valid item in one pass; None for anything else (``checked_item`` then
+    says exactly what is wrong). tests/unit/test_parse_fast_paths.py holds the two equal."""
+    if type(raw) is not dict or not raw.keys() <= _FIELDS or "note" in raw:
+        return None
+    id_type, category = raw.get("type"), raw.get("category")
+    version, days = raw.get("key_version"), raw.get("expires_in_days")
+    token = token_or_none(raw.get("token"))
+    folded_text = raw.get("folded_token")
+    folded = token_or_none(folded_text) if folded_text is not None else None
+    if (type(id_type) is str and id_type in _TYPES and type(category) is str
+            and category in _CATEGORIES and type(version) is int
+            and 1 <= version <= MAX_KEY_VERSION and token is not None
+            and ((days is None and "expires_in_days" not in raw)
+                 or (type(days) is int and 1 <= days <= retention[id_type]))
+            and ((folded_text is None and "folded_token" not in raw)
+                 or (folded is not None and id_type == "email"))):
+        return NewReport(id_type, category, version, token, folded,
+                         retention[id_type] if days is None else days)
+    return None
+
+
+def checked_item(raw: Any, index: int, retention: Mapping[str, int]) -> NewReport:
+    """One item, every rule checked in turn, the first one broken named in the error."""
+    pointer = "/reports"
+    if not isinstance(raw, dict):
+        raise item_error(pointer, index, "item", "must be an object", structural=True)
+    unknown = sorted(set(raw) - _FIELDS)
+    if unknown:
+        raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+    for field in ("type", "category", "key_version", "token"):
+        if field not in raw:
+            raise item_error(pointer, index, field, "is required", structural=True)
+    id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
+    category = expect_choice(raw, "category", pointer, index, CATEGORIES)
+    key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
+                             maximum=MAX_KEY_VERSION)
+    token = expect_token(raw, "token", pointer, index)
+    folded = None
+    if "folded_token" in raw:
+        if id_type != "email":
+            raise item_error(pointer, index, "folded_token", "is only allowed for email")
+        folded = expect_token(raw, "folded_token", pointer, index)
+    maximum = retention[id_type]
+    days = maximum
+    if "expires_in_days" in raw:
+        days = expect_int(raw, "expires_in_days", pointer, index, minimum=1, maximum=maximum)
+    note = expect_note(raw, pointer, index) if "note" in raw else None
+    return NewReport(id_type, category, key_version, token, folded, days, note)
+
+
+def new_report_id(now: dt.datetime, position: int = 0, random_hex: str | None = None) -> str:
     # Time-ordered, then by position in the batch (which shares one ``now``), so
     # listing by id lists in registration order.
-    return f"r_{int(now.timestamp() * 1000):012x}{position:04x}{secrets.token_hex(8)}"
+    return (f"r_{int(now.timestamp() * 1000):012x}{position:04x}"
+            f"{random_hex or secrets.token_hex(8)}")
 
 
 def register(session: Session, member_id: str, reports: Sequence[NewReport],
@@ -105,13 +136,19 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     conn = session.connection()
     pepper = server_keys.peppers.current.version
     hashes = [server_keys.token_hashes(new.token) for new in reports]
-    known = _existing(conn, member_id, [h for hs in hashes for h in hs])
+    known = bulk.existing(conn, member_id, [h for hs in hashes for h in hs])
     expired = [row.id for row in known.values() if row.expires_at <= now]
     if expired:
         conn.execute(delete(Report).where(Report.id.in_(expired)))
         known = {k: row for k, row in known.items() if row.expires_at > now}
     answers: list[Any] = []
     fresh: dict[tuple[str, str, bytes], dict[str, Any]] = {}
+    days_of: dict[tuple[str, str, bytes], int] = {}
+    expiry = {days: now + dt.timedelta(days=days) for days in
+              {new.expires_in_days for new in reports}}
+    # Each id ends in 8 random bytes: drawn for the whole batch at once.
+    random_hex = secrets.token_hex(8 * len(reports))
+    stamp = f"r_{int(now.timestamp() * 1000):012x}"
     for position, (new, token_hashes) in enumerate(zip(reports, hashes, strict=True)):
         existing = next((known[(new.id_type, new.category, h)] for h in token_hashes
                          if (new.id_type, new.category, h) in known), None)
@@ -120,37 +157,40 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
             continue
         key = (new.id_type, new.category, token_hashes[0])
         if key not in fresh:
+            days_of[key] = new.expires_in_days
             fresh[key] = {
-                "id": new_report_id(now, position), "member_id": member_id,
+                "id": f"{stamp}{position:04x}{random_hex[16 * position:16 * position + 16]}",
+                "member_id": member_id,
                 "id_type": new.id_type, "category": new.category,
                 "key_version": new.key_version, "pepper_version": pepper,
                 "token_hash": token_hashes[0],
                 "folded_hash": (server_keys.token_hash(new.folded_token)
                                 if new.folded_token else None),
-                "created_at": now, "expires_at": now + dt.timedelta(days=new.expires_in_days),
+                "created_at": now, "expires_at": expiry[new.expires_in_days],
                 "note": new.note}
         answers.append(key)
-    created_ids: set[str] = set()
-    if fresh:
-        created_ids = set(conn.scalars(_insert_statement(conn), list(fresh.values())))
-        lost = [k for k, row in fresh.items() if row["id"] not in created_ids]
-        if lost:  # a concurrent request of the same member stored these first
-            known.update(_existing(conn, member_id, [k[2] for k in lost]))
+    created_ids = bulk.insert(conn, list(fresh.values()), member_id=member_id,
+                              pepper_version=pepper, created_at=now,
+                              expires_in_days=[days_of[k] for k in fresh])
+    lost = [k for k, row in fresh.items() if row["id"] not in created_ids]
+    if lost:  # a concurrent request of the same member stored these first
+        known.update(bulk.existing(conn, member_id, [k[2] for k in lost]))
+    iso = _IsoCache()
     results: list[dict[str, Any]] = []
     created: Counter[str] = Counter()
     seen: set[str] = set()
     for answer in answers:
-        if isinstance(answer, tuple):
+        if not isinstance(answer, bulk.Existing):  # the key of a row meant to be new
             row = fresh[answer]
             if row["id"] in created_ids:
                 first = row["id"] not in seen
                 seen.add(row["id"])
                 if first:
                     created[row["id_type"]] += 1
-                results.append(_report_json(row, now, created=first))
+                results.append(_report_json(row, now, created=first, iso=iso))
                 continue
             answer = known[answer]
-        results.append(_report_json(answer._asdict(), now, created=False))
+        results.append(_report_json(answer._asdict(), now, created=False, iso=iso))
     if created_ids:
         ordered = sorted(created_ids)
         audit.record(session, actor=member_id, action="report.register",
@@ -167,31 +207,12 @@ def batch_digest(report_ids: Sequence[str]) -> dict[str, Any]:
             "report_ids_sha256": hashlib.sha256("\n".join(report_ids).encode()).hexdigest()}
 
 
-_INSERTS: dict[str, Any] = {}
+class _IsoCache(dict[dt.datetime, str]):
+    """``iso_utc`` of the few distinct times in one batch, each computed once."""
 
-
-def _insert_statement(conn: Connection) -> Any:
-    dialect = conn.dialect.name
-    if dialect not in _INSERTS:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        _INSERTS[dialect] = insert(Report).on_conflict_do_nothing().returning(Report.id)
-    return _INSERTS[dialect]
-
-
-def _existing(conn: Connection, member_id: str, hashes: list[bytes]
-              ) -> dict[tuple[str, str, bytes], Row[Any]]:
-    found: dict[tuple[str, str, bytes], Row[Any]] = {}
-    for start in range(0, len(hashes), 500):
-        chunk = hashes[start:start + 500]
-        for row in conn.execute(select(*_REPORT_COLUMNS).where(
-                Report.member_id == member_id, Report.token_hash.in_(chunk))):
-            found[(row.id_type, row.category, row.token_hash)] = row
-    return found
-
-
-_REPORT_COLUMNS = (Report.id, Report.id_type, Report.category, Report.key_version,
-                   Report.token_hash, Report.note, Report.created_at, Report.expires_at,
-                   Report.suspended_at)
+    def __missing__(self, value: dt.datetime) -> str:
+        self[value] = text = iso_utc(value)
+        return text
 
 
 def withdraw(session: Session, member_id: str, report_id: str) -> None:
@@ -302,16 +323,18 @@ def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council")
 
 
 def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
-                 created: bool | None = None) -> dict[str, Any]:
+                 created: bool | None = None, iso: Mapping[dt.datetime, str] | None = None
+                 ) -> dict[str, Any]:
     row: Mapping[str, Any] = (report if isinstance(report, Mapping) else
                               {c: getattr(report, c) for c in _JSON_FIELDS})
+    iso = iso if iso is not None else _IsoCache()
     data: dict[str, Any] = {
         "id": row["id"],
         "type": row["id_type"],
         "category": row["category"],
         "key_version": row["key_version"],
-        "created_at": iso_utc(row["created_at"]),
-        "expires_at": iso_utc(row["expires_at"]),
+        "created_at": iso[row["created_at"]],
+        "expires_at": iso[row["expires_at"]],
         "expired": row["expires_at"] <= now,
         # Ciphertext only the reporter can open; the server cannot read it.
         "note": b64url(row["note"]) if row["note"] else None,
