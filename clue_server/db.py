@@ -162,3 +162,20 @@ def session_scope(app: Flask) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+# -- plain SQL on the driver's connection (hotpath, reports.bulk) ---------------------------
+
+#: 32-byte hashes sent concatenated as one ``bytea`` (``{p}``), split back into an array by
+#: the server: psycopg would adapt a Python list element by element.
+HASHES_SQL = ("ARRAY(SELECT substring({p} FROM i * 32 + 1 FOR 32) "
+              "FROM generate_series(0, length({p}) / 32 - 1) AS i)")
+
+
+def sqlite_time(value: dt.datetime) -> str:
+    """How SQLAlchemy's SQLite DATETIME stores a UTC time (``db.UtcDateTime``)."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def from_sqlite_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)

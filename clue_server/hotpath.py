@@ -1,7 +1,8 @@
 """The look-up path's database statements, on the driver's own connection.
 
-A look-up is two statements: match, then claim the nonce and count against the quota
-in one. (Other signed requests claim their nonce in a statement of its own.) Through
+On PostgreSQL a look-up is one statement: claim the nonce, count against the quota and
+the day's usage, and match (plus a second, only when something matched, to count the
+hits). Other signed requests claim their nonce in a statement of their own. Through
 SQLAlchemy each statement costs tens of microseconds of Python around the driver call
 (compiled-cache lookup, execution context, result wrapping); here they are fixed SQL
 texts run on a DB-API connection (psycopg 3, prepared on the server; sqlite3, cached
@@ -24,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from clue_server.db import HASHES_SQL, from_sqlite_time, sqlite_time
 from clue_server.quotas.counters import limit_sql
 
 _MATCH_COLUMNS = (
@@ -55,6 +57,40 @@ class HotPath:
         self.sweep_sql = "DELETE FROM seen_nonces WHERE expires_at < :now"
         if self.postgres:
             self.nonce_sql, self.sweep_sql = _pg(self.nonce_sql), _pg(self.sweep_sql)
+            exact_pg = HASHES_SQL.format(p="%(exact)b::bytea")
+            folded_pg = HASHES_SQL.format(p="%(folded)b::bytea")
+            quota_pg = (
+                "INSERT INTO quota_usage (day, member_id, quota, used) "  # noqa: S608
+                "SELECT %(day)s::date, %(member_id)s::varchar, 'lookups', %(n)s::bigint "
+                f"WHERE EXISTS (SELECT 1 FROM n) AND %(n)s::bigint <= {_pg(lookups_limit)} "
+                "ON CONFLICT (day, member_id, quota) DO UPDATE SET used = quota_usage.used + "
+                f"excluded.used WHERE quota_usage.used + excluded.used <= {_pg(lookups_limit)} "
+                "RETURNING used")
+            # Everything a look-up does to the database, in one round trip and one commit:
+            # claim the nonce (a replay changes nothing), add the batch to the quota if it
+            # fits and to the day's usage, and match. The match comes back beside the
+            # claim and the count, on at least one row.
+            self.lookup_sql = (
+                "WITH n AS (INSERT INTO seen_nonces (key, expires_at) "  # noqa: S608
+                "VALUES (%(key)s, %(expires_at)s) ON CONFLICT DO NOTHING RETURNING 1), "
+                f"q AS ({quota_pg}), "
+                "u AS (INSERT INTO daily_usage (day, member_id, id_type, lookups, hits, "
+                "registrations, quota_rejections) SELECT %(day)s::date, "
+                "%(member_id)s::varchar, v.t, v.l, 0, 0, 0 FROM unnest("
+                "string_to_array(%(types)s, ','), "
+                "string_to_array(%(counts)s, ',')::integer[]) AS v(t, l) "
+                "WHERE EXISTS (SELECT 1 FROM q) ON CONFLICT (day, member_id, id_type) "
+                "DO UPDATE SET lookups = daily_usage.lookups + excluded.lookups), "
+                f"m AS (SELECT {_MATCH_COLUMNS} FROM reports r WHERE "
+                f"(r.token_hash = ANY({exact_pg}) OR r.folded_hash = ANY({folded_pg})) "
+                "AND r.expires_at > %(now)s AND r.suspended_at IS NULL) "
+                "SELECT EXISTS (SELECT 1 FROM n), (SELECT used FROM q), m.* "
+                "FROM (VALUES (1)) AS one(x) LEFT JOIN m ON true")
+            self.hits_sql = (
+                "UPDATE daily_usage SET hits = daily_usage.hits + v.h FROM unnest("
+                "string_to_array(%(types)s, ','), string_to_array(%(counts)s, ',')::integer[]"
+                ") AS v(t, h) WHERE daily_usage.day = %(day)s AND "
+                "daily_usage.member_id = %(member_id)s AND daily_usage.id_type = v.t")
             self.match_exact = _pg(f"SELECT {_MATCH_COLUMNS} FROM reports r "  # noqa: S608
                                    f"WHERE r.token_hash = ANY(:exact) AND {_LIVE}")
             self.match_both = _pg(f"SELECT {_MATCH_COLUMNS} FROM reports r "  # noqa: S608
@@ -193,6 +229,44 @@ class HotPath:
                 self._match_sqlite[(n_exact, n_folded)] = sql
         return sql
 
+    def lookup(self, member_id: str, day: dt.date, lookups: dict[str, int],
+               exact: Sequence[bytes], folded: Sequence[bytes], now: dt.datetime, *,
+               nonce_key: str, nonce_expires: dt.datetime
+               ) -> tuple[bool, int | None, list[tuple[Any, ...]]]:
+        """Claim the nonce, count the batch if it fits and match, in one go: (nonce
+        claimed, count after the batch or None when it did not fit, the matching rows as
+        ``match`` gives them). A replay changes nothing; a refusal keeps the nonce."""
+        if not self.postgres:
+            claimed, used = self.count_lookups(member_id, day, lookups, {},
+                                               nonce_key=nonce_key, nonce_expires=nonce_expires)
+            return claimed, used, (self.match(exact, folded, now) if claimed else [])
+        types = sorted(lookups)
+        cursor = self.cursor()
+        cursor.execute(self.lookup_sql, {
+            "key": nonce_key, "expires_at": nonce_expires, "day": day, "member_id": member_id,
+            "n": sum(lookups.values()), "types": ",".join(types),
+            "counts": ",".join(str(lookups[t]) for t in types), "now": now,
+            "exact": b"".join(exact), "folded": b"".join(folded)}, prepare=True)
+        rows = cursor.fetchall()
+        claimed, used = rows[0][0], rows[0][1]
+        matches = [tuple(row[2:]) for row in rows if row[2] is not None]
+        return bool(claimed), (int(used) if used is not None else None), matches
+
+    def add_hits(self, member_id: str, day: dt.date, hits: dict[str, int]) -> None:
+        """Add matched items to the day's usage rows the look-up's count created."""
+        types = sorted(hits)
+        if self.postgres:
+            self.cursor().execute(self.hits_sql, {
+                "types": ",".join(types), "counts": ",".join(str(hits[t]) for t in types),
+                "day": day, "member_id": member_id}, prepare=True)
+            return
+        cursor = self.cursor()
+        cursor.executemany(
+            "UPDATE daily_usage SET hits = hits + :h WHERE day = :day AND "
+            "member_id = :member_id AND id_type = :t",
+            [{"h": hits[t], "day": day.isoformat(), "member_id": member_id, "t": t}
+             for t in types])
+
     def count_lookups(self, member_id: str, day: dt.date, lookups: dict[str, int],
                       hits: dict[str, int], *, nonce_key: str | None = None,
                       nonce_expires: dt.datetime | None = None) -> tuple[bool, int | None]:
@@ -238,13 +312,6 @@ class HotPath:
         return True, (int(row[0]) if row is not None else None)
 
 
-def sqlite_time(value: dt.datetime) -> str:
-    """How SQLAlchemy's SQLite DATETIME stores a UTC time (``db.UtcDateTime``)."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def from_sqlite_time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
 def fast_engine(url: str, make_engine: Any) -> Engine:

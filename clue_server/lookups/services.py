@@ -26,9 +26,7 @@ from clue_server.validation import (
 )
 
 if TYPE_CHECKING:
-    from clue_server.hotpath import HotPath
-
-_CHUNK = 400  # bound the size of one IN (...) list
+    from clue_server.quotas.counters import LookupCounter, NonceClaim
 
 
 @dataclass(frozen=True)
@@ -102,9 +100,11 @@ class Match(NamedTuple):
     disputed: bool
 
 
-def match(hot: HotPath, member_id: str, items: list[LookupItem], server_keys: ServerKeys,
-          *, now: dt.datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """The answers, and how many items of each type matched (the day's hit counts)."""
+def lookup(counter: LookupCounter, member_id: str, items: list[LookupItem],
+           server_keys: ServerKeys, *, now: dt.datetime, nonce: NonceClaim
+           ) -> list[dict[str, Any]]:
+    """Claim the nonce, count the batch against the quota and match, in as few round
+    trips as the counter can (``quotas.counters``): the answers, in the items' order."""
     exact_of: dict[bytes, list[int]] = defaultdict(list)
     folded_of: dict[bytes, list[int]] = defaultdict(list)
     for index, item in enumerate(items):
@@ -115,10 +115,9 @@ def match(hot: HotPath, member_id: str, items: list[LookupItem], server_keys: Se
                 folded_of[h].append(index)
     exact_rows: dict[int, list[Match]] = defaultdict(list)
     folded_rows: dict[int, list[Match]] = defaultdict(list)
-    exact_all, folded_all = list(exact_of), list(folded_of)
-    for start in range(0, max(len(exact_all), len(folded_all)), _CHUNK):
-        for raw in hot.match(exact_all[start:start + _CHUNK],
-                             folded_all[start:start + _CHUNK], now):
+
+    def hits_of(found: list[tuple[Any, ...]]) -> Counter[str]:
+        for raw in found:
             row = Match(*raw)
             for index in exact_of.get(row.token_hash, ()):
                 if items[index].id_type == row.id_type:
@@ -127,11 +126,12 @@ def match(hot: HotPath, member_id: str, items: list[LookupItem], server_keys: Se
                 for index in folded_of.get(row.folded_hash, ()):
                     if items[index].id_type == row.id_type:
                         folded_rows[index].append(row)
-    hits: Counter[str] = Counter(items[i].id_type for i in set(exact_rows) | set(folded_rows))
-    results = [_result(member_id, exact_rows[i], folded_rows.get(i, []))
-               if i in exact_rows or i in folded_rows else _NO_MATCH
-               for i in range(len(items))]
-    return results, hits
+        return Counter(items[i].id_type for i in set(exact_rows) | set(folded_rows))
+
+    counter.lookup(member_id, Counter(item.id_type for item in items), list(exact_of),
+                   list(folded_of), now, nonce, hits_of)
+    return [_result(member_id, exact_rows[i], folded_rows.get(i, []))
+            if i in exact_rows or i in folded_rows else _NO_MATCH for i in range(len(items))]
 
 
 _NO_MATCH: dict[str, Any] = {

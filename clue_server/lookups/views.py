@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
@@ -21,10 +20,8 @@ def lookup() -> dict[str, Any]:
     items = services.parse_lookup_body(json_body(request), extensions["clue_settings"])
     refuse_retired_versions(extensions["clue_retired_versions"](),
                             [i.key_version for i in items], "/items")
-    now = db.utcnow()
-    results, hits = services.match(extensions["clue_hot"], g.caller.member_id, items,
-                                   extensions["clue_keys"], now=now)
-    # The nonce is claimed in the counting statement (api.CLAIM_LATER).
-    lookup_counter().count(g.caller.member_id, Counter(i.id_type for i in items), hits, now,
-                           nonce=g.pop("nonce_owed"))
+    # The nonce is claimed together with the count (api.CLAIM_LATER).
+    results = services.lookup(lookup_counter(), g.caller.member_id, items,
+                              extensions["clue_keys"], now=db.utcnow(),
+                              nonce=g.pop("nonce_owed"))
     return {"results": results}

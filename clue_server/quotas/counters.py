@@ -33,7 +33,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -229,6 +229,13 @@ class LookupCounter(Protocol):
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         """Look-ups counted against the member's quota that day."""
 
+    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
+               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+               hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
+               ) -> list[tuple[Any, ...]]:
+        """A whole look-up's database work: claim the nonce, count the batch (and the
+        hits ``hits_of`` finds in the matching rows) and match; the matching rows."""
+
 
 class DatabaseLookupCounter:
     """``quota_usage`` and ``daily_usage`` in one statement on the request's hot-path
@@ -255,17 +262,40 @@ class DatabaseLookupCounter:
         else:
             used = self.hot.count_lookups(member_id, now.date(), dict(lookups), dict(hits))[1]
         if used is None:
-            n = sum(lookups.values())
-            with self.engine.begin() as conn:
-                error = refusal(conn, "lookups", member_id, n, now)
-                add_usage(conn, member_id, now.date(), {t: {"quota_rejections": c}
-                                                        for t, c in lookups.items()})
-            raise error
+            self._refuse(member_id, lookups, now)
         metrics.count_lookups({t: (c, hits.get(t, 0)) for t, c in lookups.items()})
 
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         return int(conn.execute(statements(conn).used, {"day": day, "member_id": member_id,
                                                         "quota": "lookups"}).scalar() or 0)
+
+    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
+               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+               hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
+               ) -> list[tuple[Any, ...]]:
+        assert self.hot is not None and self.nonces is not None
+        self.nonces.check_epoch(nonce.created)
+        claimed, used, rows = self.hot.lookup(
+            member_id, now.date(), dict(lookups), exact, folded, now,
+            nonce_key=nonce_key(nonce.key_id, nonce.nonce), nonce_expires=now + NONCE_TTL)
+        if not claimed:
+            raise replayed()
+        self.nonces.sweep_now_and_then(now)
+        if used is None:
+            self._refuse(member_id, lookups, now)
+        hits = hits_of(rows)
+        if hits:
+            self.hot.add_hits(member_id, now.date(), dict(hits))
+        metrics.count_lookups({t: (c, hits.get(t, 0)) for t, c in lookups.items()})
+        return rows
+
+    def _refuse(self, member_id: str, lookups: Mapping[str, int], now: dt.datetime) -> None:
+        assert self.engine is not None
+        with self.engine.begin() as conn:
+            error = refusal(conn, "lookups", member_id, sum(lookups.values()), now)
+            add_usage(conn, member_id, now.date(), {t: {"quota_rejections": c}
+                                                    for t, c in lookups.items()})
+        raise error
 
 
 # KEYS[1]: the member's counter for the day, KEYS[2]: the usage buffer, and with a
@@ -308,7 +338,9 @@ return out
 class RedisLookupCounter:
     """Look-up quotas and usage in Redis; see the module docstring."""
 
-    def __init__(self, client: Any, prefix: str, limits: Any, engine: Engine) -> None:
+    def __init__(self, client: Any, prefix: str, limits: Any, engine: Engine,
+                 hot: HotPath) -> None:
+        self.hot = hot
         self.redis = client
         self.prefix = prefix
         self.limits = limits  # member_id -> lookups limit, cached (quotas.services)
@@ -362,6 +394,14 @@ class RedisLookupCounter:
 
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         return int(self.redis.get(self.key(member_id, day)) or 0)
+
+    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
+               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+               hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
+               ) -> list[tuple[Any, ...]]:
+        rows = self.hot.match(exact, folded, now)
+        self.count(member_id, lookups, hits_of(rows), now, nonce)
+        return rows
 
     def maybe_flush(self) -> None:
         if time.monotonic() >= self._next_flush and self._flush_lock.acquire(False):

@@ -179,7 +179,8 @@ def init_app(app: Flask) -> None:
         limits = LookupLimits(app.extensions["clue_engine"])
         invalidate_on_change(limits, MemberQuota, council.CouncilSetting)
         app.extensions["clue_lookup_counter"] = counters.RedisLookupCounter(
-            redis_client, settings.quota_key_prefix, limits, app.extensions["clue_engine"])
+            redis_client, settings.quota_key_prefix, limits, app.extensions["clue_engine"],
+            app.extensions["clue_hot"])
     else:
         app.extensions["clue_lookup_counter"] = counters.DatabaseLookupCounter(
             app.extensions["clue_hot"], app.extensions["clue_engine"],

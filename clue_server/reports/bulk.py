@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from clue_server.hotpath import from_sqlite_time, sqlite_time
+from clue_server.db import HASHES_SQL, from_sqlite_time, sqlite_time
 
 
 class Existing(NamedTuple):
@@ -39,9 +39,6 @@ _COLUMNS = ("id, id_type, category, key_version, token_hash, note, created_at, e
             "suspended_at")
 _INSERT_COLUMNS = ("id", "member_id", "id_type", "category", "key_version", "pepper_version",
                    "token_hash", "folded_hash", "created_at", "expires_at", "note")
-#: The rows' hashes, sent as one ``bytea`` of 32-byte values, as an array again.
-HASHES_SQL = ("ARRAY(SELECT substring({p} FROM i * 32 + 1 FOR 32) "
-              "FROM generate_series(0, length({p}) / 32 - 1) AS i)")
 _ZERO_HASH = bytes(32)  # stands for "no folded hash" in the concatenation
 _PG_INSERT = (
     f"INSERT INTO reports ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - constants only

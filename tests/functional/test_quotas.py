@@ -312,3 +312,40 @@ def test_quota_cli_shows_sets_and_clears_and_each_change_is_audited(app, make_me
         ("council", "quota.set", member.member_id), ("council", "quota.clear", member.member_id)]
     assert json.loads(json.dumps(events[2].details)) == {"daily_lookups": 7,
                                                          "daily_registrations": 9}
+
+
+def _replay(http: Any, member: Any, body: dict[str, Any]) -> tuple[Any, Any]:
+    """The same signed look-up twice (same nonce, same signature time)."""
+    nonce, created = secrets.token_urlsafe(18), dt.datetime.now(dt.UTC)
+    first = signed(http, member, "POST", "/v1/lookups", body, nonce=nonce, created=created)
+    again = signed(http, member, "POST", "/v1/lookups", body, nonce=nonce, created=created)
+    return first, again
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_replayed_lookup_is_refused_and_counts_nothing(store, app, redis_app, make_member):
+    # The nonce is claimed in the same statement (or script) that counts the look-up.
+    application = app if store == "database" else redis_app
+    http = application.test_client()
+    member = make_member()
+    first, again = _replay(http, member, _lookup_body(3))
+    assert first.status_code == 200
+    assert (again.status_code, again.get_json()["type"]) == (401, "urn:clue:problem:replayed")
+    with db.session_scope(application) as session:
+        assert quotas.usage_today(session, member.member_id).lookups == 3
+
+
+@pytest.mark.parametrize("store", ["database", "redis"])
+def test_a_lookup_refused_for_quota_still_uses_up_its_nonce(store, app, redis_app, make_member):
+    application = app if store == "database" else redis_app
+    http = application.test_client()
+    member = make_member()
+    _set_quota(application, member.member_id, lookups=2)
+    first, again = _replay(http, member, _lookup_body(3))
+    assert first.status_code == 429
+    assert (again.status_code, again.get_json()["type"]) == (401, "urn:clue:problem:replayed")
+    # A malformed look-up (refused before its counting statement) uses it up as well.
+    bad, bad_again = _replay(http, member, {"items": [{"type": "phone"}]})
+    assert bad.status_code == 400
+    assert (bad_again.status_code, bad_again.get_json()["type"]) == (
+        401, "urn:clue:problem:replayed")
