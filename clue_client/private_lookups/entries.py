@@ -11,8 +11,9 @@ From a member's token to a sealed answer, in four pure steps (docs/private-looku
    ``OprfKey.evaluate``).
 3. ``derive_entry(y, kind)``: the entry's 16-byte id and 32-byte AES key, by
    HKDF-Expand-SHA256 with ``y`` as the pseudorandom key; ``kind`` is ``exact`` or
-   ``folded`` (an e-mail's folded form is a separate entry). ``bucket_prefix(id, bits)``
-   is what an online look-up reveals.
+   ``folded``. An e-mail is evaluated once, on its folded token, and
+   ``derive_email_entries`` gives both its entries. ``bucket_prefix(id, bits)`` is what
+   an online look-up reveals.
 4. ``seal_answer`` / ``open_answer``: the entry's answer (categories, reporter count,
    first and last day, disputed) as 10 bytes under AES-256-GCM with the entry's key:
    38 bytes that only someone who evaluated the identifier can open.
@@ -53,6 +54,7 @@ __all__ = [
     "EntryRef",
     "SealedAnswerError",
     "bucket_prefix",
+    "derive_email_entries",
     "derive_entry",
     "merge_answers",
     "open_answer",
@@ -206,6 +208,25 @@ def derive_entry(oprf_output: bytes, kind: str) -> EntryRef:
     label = kind.encode("ascii")
     return EntryRef(entry_id=_expand(oprf_output, _ID_LABEL + label, ENTRY_ID_BYTES),
                     key=_expand(oprf_output, _KEY_LABEL + label, ENTRY_KEY_BYTES))
+
+
+def derive_email_entries(folded_output: bytes, exact_token: bytes) -> tuple[EntryRef, EntryRef]:
+    """An e-mail's exact and folded entries from ONE evaluation, of its folded token.
+
+    The folded entry is ``derive_entry(folded_output, "folded")``; the exact entry binds
+    the exact token into the derivation instead of evaluating it separately:
+    ``HKDF-Expand(y_folded, "clue/v2 entry-id" 0x00 "exact" 0x00 exact_token, 16)`` (and
+    the same with "entry-key", 32). It halves an e-mail's cost and quota; the price is
+    that whoever evaluated a folded form can tell offline which of its exact variants
+    were reported (docs/private-lookups.md §3, §15).
+    """
+    exact_token = oprf_input(exact_token)
+    if not isinstance(folded_output, bytes) or len(folded_output) != OPRF_OUTPUT_BYTES:
+        raise ValueError(f"an OPRF output is {OPRF_OUTPUT_BYTES} bytes")
+    suffix = b"exact\x00" + exact_token
+    exact = EntryRef(entry_id=_expand(folded_output, _ID_LABEL + suffix, ENTRY_ID_BYTES),
+                     key=_expand(folded_output, _KEY_LABEL + suffix, ENTRY_KEY_BYTES))
+    return exact, derive_entry(folded_output, "folded")
 
 
 def bucket_prefix(entry_id: bytes, bits: int) -> int:

@@ -89,6 +89,18 @@ def test_every_value_with_the_projects_code(blocks: dict[str, str]) -> None:
          "buckets": [{"prefix": prefix, "entries": protocol.b64url(entry.entry_id + sealed),
                       "mine": []}]})
 
+    exact_token = tokens.derive_token(NETWORK_KEY, "email", canonical.canonicalize(
+        "email", "J.Doe+Shop@GoogleMail.com"))
+    folded_token = tokens.derive_token(NETWORK_KEY, "email", "jdoe@gmail.com")
+    folded_state = keys.oprf_blind(folded_token)
+    y_folded = keys.oprf_finalize(folded_state, key.blind_evaluate(folded_state.blinded_element))
+    assert y_folded.hex() == blocks["email-folded-output-hex"] == key.evaluate(folded_token).hex()
+    exact_entry, folded_entry = entries.derive_email_entries(y_folded, exact_token)
+    assert folded_entry.entry_id.hex() == blocks["email-folded-entry-id-hex"]
+    assert exact_entry.entry_id.hex() == blocks["email-exact-entry-id-hex"]
+    assert str(entries.bucket_prefix(folded_entry.entry_id, PREFIX_BITS)) \
+        == blocks["email-bucket-prefix-16"]
+
     key_id = protocol.server_key_id(SERVER_SIGNING_KEY.public_key())
     delta = Delta(1, 0, 1, ISSUED_AT, False, ((entry.entry_id, sealed),), ())
     data = encode_delta(delta, SERVER_SIGNING_KEY, key_id)
@@ -148,6 +160,23 @@ def test_every_value_from_scratch(blocks: dict[str, str]) -> None:
     aad = b"clue/v2 entry\x00" + (1).to_bytes(4, "big") + entry_id
     sealed = NONCE + AESGCM(entry_key).encrypt(NONCE, answer, aad)
     assert sealed.hex() == blocks["sealed-hex"]
+
+    # The e-mail: one evaluation, of the folded token; the exact token bound by HKDF.
+    folded_token = hmac.digest(NETWORK_KEY, b"clue/v1\x00email\x00jdoe@gmail.com", hashlib.sha256)
+    exact_token = hmac.digest(NETWORK_KEY, b"clue/v1\x00email\x00j.doe+shop@googlemail.com",
+                              hashlib.sha256)
+    folded_point = pysodium.crypto_core_ristretto255_from_hash(
+        _xmd(folded_token, b"HashToGroup-" + CONTEXT, 64))
+    y_folded = hashlib.sha512(b"\x00\x20" + folded_token + b"\x00\x20"
+                              + pysodium.crypto_scalarmult_ristretto255(sk, folded_point)
+                              + b"Finalize").digest()
+    assert y_folded.hex() == blocks["email-folded-output-hex"]
+    folded_id = hmac.digest(y_folded, b"clue/v2 entry-id\x00folded\x01", hashlib.sha256)[:16]
+    exact_id = hmac.digest(y_folded, b"clue/v2 entry-id\x00exact\x00" + exact_token + b"\x01",
+                           hashlib.sha256)[:16]
+    assert folded_id.hex() == blocks["email-folded-entry-id-hex"]
+    assert exact_id.hex() == blocks["email-exact-entry-id-hex"]
+    assert int.from_bytes(folded_id[:2], "big") == int(blocks["email-bucket-prefix-16"])
 
     data = bytes.fromhex(blocks["replica-delta-hex"])
     key_id = b"server-k-c945cbf2a5602002"

@@ -205,3 +205,30 @@ def test_member_and_server_reach_the_same_entry_and_only_they_can_open_it() -> N
         assert entry.entry_id != stored.entry_id
         with pytest.raises(SealedAnswerError):
             open_answer(EntryRef(stored.entry_id, entry.key), 1, sealed)
+
+
+def test_an_email_needs_one_evaluation_of_its_folded_token() -> None:
+    server = keys.OprfKey.generate()
+    net = bytes(range(32))
+    folded = tokens.derive_token(net, "email", "jdoe@gmail.com")
+    exact = tokens.derive_token(net, "email", "j.doe+shop@googlemail.com")
+    other_exact = tokens.derive_token(net, "email", "j.d.o.e@gmail.com")
+    y_folded = server.evaluate(folded)
+    exact_entry, folded_entry = entries.derive_email_entries(y_folded, exact)
+    assert folded_entry == derive_entry(y_folded, "folded")
+    assert exact_entry.entry_id == HKDFExpand(
+        hashes.SHA256(), 16, b"clue/v2 entry-id\x00exact\x00" + exact).derive(y_folded)
+    assert exact_entry.key == HKDFExpand(
+        hashes.SHA256(), 32, b"clue/v2 entry-key\x00exact\x00" + exact).derive(y_folded)
+    # Another address with the same folded form: same folded entry, another exact one.
+    other, same_folded = entries.derive_email_entries(y_folded, other_exact)
+    assert same_folded == folded_entry and other.entry_id != exact_entry.entry_id
+    # An already-folded address: its exact entry still differs from the folded one.
+    self_exact, _ = entries.derive_email_entries(y_folded, folded)
+    assert self_exact.entry_id not in (folded_entry.entry_id, derive_entry(y_folded,
+                                                                           "exact").entry_id)
+    # Without the evaluation (another server key) nothing matches.
+    assert entries.derive_email_entries(keys.OprfKey.generate().evaluate(folded), exact)[0] \
+        != exact_entry
+    with pytest.raises(ValueError):
+        entries.derive_email_entries(y_folded, exact[:31])
