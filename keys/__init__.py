@@ -18,8 +18,11 @@ Example::
     >>> keys.unwrap(hpke, env, info=b"clue/v1 example")
     b'secret'
 
-Every tampering case is ``InvalidKeyFile`` (files) or ``UnwrapError`` (envelopes), one
-opaque message each.
+The OPRF of private look-ups (RFC 9497, ristretto255-SHA512): ``OprfKey`` on the server,
+``oprf_blind`` / ``oprf_finalize`` on the member (see ``keys/_oprf.py``).
+
+Every tampering case is ``InvalidKeyFile`` (files), ``UnwrapError`` (envelopes) or
+``OprfError`` (OPRF elements), one opaque message each.
 """
 
 from ._asymmetric import (
@@ -56,11 +59,24 @@ from ._files import (
 )
 from ._fingerprints import fingerprint, key_id
 from ._hpke import unwrap, unwrap_symmetric_key, wrap, wrap_symmetric_key
+from ._oprf import (
+    OPRF_OUTPUT_BYTES,
+    OPRF_SUITE,
+    OprfBlind,
+    OprfError,
+    OprfKey,
+    oprf_blind,
+    oprf_blind_batch,
+    oprf_finalize,
+    oprf_finalize_batch,
+)
 from ._sealing import Argon2Params
 from ._symmetric import Keyring, SymmetricKey, new_symmetric_key
 
 __all__ = [
     "KEYS_DIR_ENV",
+    "OPRF_OUTPUT_BYTES",
+    "OPRF_SUITE",
     "PURPOSES",
     "Argon2Params",
     "InsecureKeyFile",
@@ -68,6 +84,9 @@ __all__ = [
     "KeyFileError",
     "KeyInfo",
     "Keyring",
+    "OprfBlind",
+    "OprfError",
+    "OprfKey",
     "PassphraseRequired",
     "PrivateKey",
     "PublicKey",
@@ -87,6 +106,10 @@ __all__ = [
     "load_public_key_pem",
     "load_symmetric_key",
     "new_symmetric_key",
+    "oprf_blind",
+    "oprf_blind_batch",
+    "oprf_finalize",
+    "oprf_finalize_batch",
     "private_key_path",
     "public_key_path",
     "public_key_pem",
