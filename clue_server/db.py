@@ -90,11 +90,23 @@ def make_engine(url: str, *, durable: bool = True, pool_size: int = 5) -> Engine
         def _sqlite_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+        @event.listens_for(engine, "handle_error")
+        def _sqlite_heal(context: Any) -> None:
+            # SQLite opens a file it cannot write read-only, and such a connection stays
+            # read-only after the file is writable again: treat it as a lost connection
+            # so the pool replaces it.
+            if "readonly database" in str(context.original_exception).lower():
+                context.is_disconnect = True
+
         return engine
-    # No pre-ping round trip per check-out: a connection that died with the server
-    # fails once, SQLAlchemy then discards every connection made before, and the
-    # request answers 503 for the client to retry.
-    return create_engine(url, pool_size=pool_size, max_overflow=10, hide_parameters=True)
+    # The hot path's connections (durable=False, one per worker thread, see hotpath) run
+    # without a pre-ping: one that died with the server fails once, the request answers
+    # 503 for the client to retry, and the thread makes a new one. The app's other work
+    # (key cache refreshes, registrations, the console) checks a connection out a few
+    # times a second at most: a pre-ping round trip there costs little and heals a
+    # restarted server without a single failed request.
+    return create_engine(url, pool_size=pool_size, max_overflow=10, hide_parameters=True,
+                         pool_pre_ping=durable)
 
 
 #: Seconds a Redis call may take before the request answers 503 (a frozen Redis must

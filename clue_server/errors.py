@@ -163,6 +163,9 @@ def init_app(app: Flask) -> None:
         dependency = outages.dependency_of(error)
         if dependency is not None:
             outage_log.failed(dependency, error)
+            hot = app.extensions.get("clue_hot")
+            if dependency == "database" and hot is not None:
+                hot.discard()  # this thread's connection may be the broken one
             unavailable = ServiceUnavailable(
                 f"the {dependency} is unavailable; nothing was done, retry shortly")
             return problem_response(unavailable, unavailable.headers)

@@ -164,7 +164,11 @@ class HotPath:
             conn.close()
 
     def discard(self) -> None:
-        conn, self._local.conn = self._local.conn, None
+        """Drop this thread's connection (after a database error: the next request makes
+        a new one, so a restarted server or a file writable again heals at once)."""
+        conn, self._local.conn = getattr(self._local, "conn", None), None
+        if conn is None:
+            return
         try:
             conn.invalidate()
         except Exception:  # noqa: S110 - already broken: nothing more to do

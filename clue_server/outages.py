@@ -42,20 +42,37 @@ def dependency_of(error: BaseException) -> str | None:
             return "database"
     if isinstance(error, sa_exc.TimeoutError):  # pool exhausted: the database is too slow
         return "database"
+    # The hot path talks to the driver directly (clue_server.hotpath): its errors arrive
+    # unwrapped.
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        psycopg = None  # type: ignore[assignment]
+    if psycopg is not None and isinstance(error, psycopg.OperationalError
+                                          | psycopg.InterfaceError):
+        return "database"
+    if isinstance(error, sqlite3.OperationalError) and any(
+            text in str(error).lower() for text in _SQLITE_TRANSIENT):
+        return "database"
     return None
 
 
 def describe(error: BaseException) -> str:
     """A short description that carries no statement parameters or row values.
 
-    PostgreSQL's primary message names constraints and columns, never values (those
-    are in its DETAIL, left out); SQLite's messages never quote values.
+    PostgreSQL's messages can quote a value (``invalid input syntax for type integer:
+    "..."``, a DETAIL naming a key), so only the error class, its SQLSTATE and the names
+    of the table, column and constraint involved are kept; SQLite's messages name tables
+    and columns and never quote values.
     """
     orig = getattr(error, "orig", None) or error
     diag = getattr(orig, "diag", None)
     name = f"{type(orig).__module__}.{type(orig).__name__}"
     if diag is not None:
-        return f"{name} (sqlstate {diag.sqlstate}): {diag.message_primary}"
+        where = ", ".join(f"{label} {value}" for label, value in (
+            ("table", diag.table_name), ("column", diag.column_name),
+            ("constraint", diag.constraint_name)) if value)
+        return f"{name} (sqlstate {diag.sqlstate}{', ' + where if where else ''})"
     if isinstance(orig, sqlite3.Error):
         return f"{name}: {orig}"
     return name

@@ -8,9 +8,9 @@ A store that loses its memory must not reopen replays. A request can be accepted
 for ``MAX_SIGNATURE_AGE`` + ``MAX_CLOCK_SKEW`` seconds, so if the seen set was wiped
 (Redis restarted empty; PostgreSQL crashed and lost its last asynchronously committed
 claims; the machine under SQLite lost power), a request captured before that could
-be replayed. Each store therefore knows when its memory begins (its *epoch*) and
-refuses, with a 503 that tells the client to sign afresh, any request created before
-it:
+be replayed. Each store therefore knows when its memory begins (its *epoch*, in whole
+seconds) and refuses, with a 503 that tells the client to sign afresh, any request
+created before it or in the same second:
 
 * Redis: an epoch key written on the first claim after the store came up empty
   (checked and written in the same script as the claim, so no claim can slip between);
@@ -25,6 +25,7 @@ NORMAL``), which is what the epoch rule makes safe. Claiming a nonce is one roun
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -57,7 +58,7 @@ def replayed() -> ReplayedRequest:
 def restarted(created: int, epoch: int) -> StoreRestarted:
     return StoreRestarted(
         f"the replay store restarted at {epoch} (unix time), after this request was signed "
-        f"({created}); sign it again and resend", retry_after=0)
+        f"({created}) or in the same second; sign it again and resend", retry_after=1)
 
 
 # KEYS[1]: the nonce, KEYS[2]: the epoch; ARGV: ttl, created, now. 1 claimed, 0 seen,
@@ -68,7 +69,7 @@ if not epoch then
   epoch = ARGV[3]
   redis.call('SET', KEYS[2], epoch)
 end
-if tonumber(ARGV[2]) < tonumber(epoch) then return -tonumber(epoch) end
+if tonumber(ARGV[2]) <= tonumber(epoch) then return -tonumber(epoch) end
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 1 end
 return 0
 """
@@ -80,6 +81,11 @@ class RedisNonceStore:
     def __init__(self, client: Any) -> None:
         self.redis = client
         self._claim = client.register_script(_CLAIM_LUA)
+        # A Redis this deployment starts with begins its memory now (so only requests
+        # signed in this very second are refused); one that restarts later gets its epoch
+        # from the first claim after it (the script).
+        with contextlib.suppress(Exception):  # down at start: the script does it later
+            client.set(EPOCH_KEY, int(time.time()) - 1, nx=True)
 
     def claim(self, key_id: str, nonce: str, created: int) -> None:
         ttl = int(NONCE_TTL.total_seconds())
@@ -111,7 +117,7 @@ class DatabaseNonceStore:
     def check_epoch(self, created: int) -> None:
         """Refuse a request signed before this store's memory began (see the module)."""
         epoch = self.hot.epoch() if self.hot.postgres else self._boot_epoch
-        if epoch is not None and created < epoch:
+        if epoch is not None and created <= epoch:
             raise restarted(created, epoch)
 
     def sweep_now_and_then(self, now: dt.datetime) -> None:

@@ -112,7 +112,10 @@ def target_uri(request: Request) -> str:
             raw += "?" + environ["QUERY_STRING"]
     if raw.startswith(("http://", "https://")):
         return str(raw)
-    return f"{request.scheme}://{request.host}{raw}"
+    # The Host header as sent: werkzeug's ``request.host`` drops one it thinks invalid
+    # (``clue_server``, as container names go), and the client signed what it sent.
+    host = environ.get("HTTP_HOST") or request.host
+    return f"{request.scheme}://{host}{raw}"
 
 
 def read_body(request: Request, limit: int) -> bytes:
@@ -136,9 +139,16 @@ def read_body(request: Request, limit: int) -> bytes:
         return request.get_data(cache=True)
     if environ.get("wsgi.input_terminated") or "chunked" in environ.get(
             "HTTP_TRANSFER_ENCODING", "").lower():
-        data: bytes = environ["wsgi.input"].read(limit + 1)
-        if len(data) > limit:
+        stream, parts, size = environ["wsgi.input"], [], 0
+        while size <= limit:  # a read may return less than asked (one chunk at a time)
+            part = stream.read(limit + 1 - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        if size > limit:
             raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        data = b"".join(parts)
         request._cached_data = data  # type: ignore[attr-defined]  # werkzeug's own cache
         return data
     return request.get_data(cache=True)

@@ -310,7 +310,7 @@ if #KEYS > 2 then
     epoch = ARGV[6]
     redis.call('SET', KEYS[4], epoch)
   end
-  if tonumber(ARGV[5]) < tonumber(epoch) then return {-2, tonumber(epoch)} end
+  if tonumber(ARGV[5]) <= tonumber(epoch) then return {-2, tonumber(epoch)} end
   if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return {-1, 0} end
 end
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
