@@ -13,6 +13,7 @@ Both run inside the caller's transaction, so the batch stays all or nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -55,9 +56,14 @@ _PG_INSERT = (
 _PG_EXISTING = (f"SELECT {_COLUMNS} FROM reports "  # noqa: S608 - constants only
                 "WHERE member_id = %(member_id)s AND token_hash = ANY("
                 + HASHES_SQL.format(p="%(hashes)b::bytea") + ")")
-_SQLITE_INSERT = (
-    f"INSERT INTO reports ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - constants only
-    f"VALUES ({', '.join('?' * len(_INSERT_COLUMNS))}) ON CONFLICT DO NOTHING RETURNING id")
+_SQLITE_ROWS = 200  # rows per INSERT: 2,200 parameters, well under SQLite's limit
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    row = f"({', '.join('?' * len(_INSERT_COLUMNS))})"
+    return (f"INSERT INTO reports ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - constants
+            f"VALUES {', '.join([row] * rows)} ON CONFLICT DO NOTHING RETURNING id")
 _SQLITE_CHUNK = 500  # bound the number of ? in one IN (...)
 
 
@@ -82,9 +88,12 @@ def existing(conn: Connection, member_id: str, hashes: Sequence[bytes]
             rows = []
             for start in range(0, len(hashes), _SQLITE_CHUNK):
                 chunk = list(hashes[start:start + _SQLITE_CHUNK])
-                cursor.execute(f"SELECT {_COLUMNS} FROM reports WHERE member_id = ? AND "  # noqa: S608
-                               f"token_hash IN ({', '.join('?' * len(chunk))})",
-                               [member_id, *chunk])
+                # By the hashes' own index: SQLite's planner, without statistics, would
+                # walk every report of the member through the unique index instead.
+                cursor.execute(f"SELECT {_COLUMNS} FROM reports "  # noqa: S608
+                               "INDEXED BY ix_reports_token_hash WHERE token_hash IN "
+                               f"({', '.join('?' * len(chunk))}) AND member_id = ?",
+                               [*chunk, member_id])
                 rows += [Existing(*row[:6], from_sqlite_time(row[6]),
                                   from_sqlite_time(row[7]),
                                   from_sqlite_time(row[8]) if row[8] else None)
@@ -123,14 +132,13 @@ def insert(conn: Connection, rows: Sequence[dict[str, Any]], *, member_id: str,
                 "notes": notes if any(note is not None for note in notes) else None,
             }, prepare=True)
             return {row[0] for row in cursor.fetchall()}
-        inserted = set()
-        for row in rows:
-            cursor.execute(_SQLITE_INSERT, [
-                sqlite_time(row[c]) if c in ("created_at", "expires_at") else row[c]
-                for c in _INSERT_COLUMNS])
-            found = cursor.fetchone()
-            if found is not None:
-                inserted.add(found[0])
+        inserted: set[str] = set()
+        for start in range(0, len(rows), _SQLITE_ROWS):
+            chunk = rows[start:start + _SQLITE_ROWS]
+            values = [sqlite_time(row[c]) if c in ("created_at", "expires_at") else row[c]
+                      for row in chunk for c in _INSERT_COLUMNS]
+            cursor.execute(_sqlite_insert(len(chunk)), values)
+            inserted.update(found[0] for found in cursor.fetchall())
         return inserted
     finally:
         cursor.close()

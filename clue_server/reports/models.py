@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from clue_server.db import Base, UtcDateTime, utcnow
@@ -20,7 +20,11 @@ class Report(Base):
         UniqueConstraint("member_id", "id_type", "category", "token_hash",
                          name="uq_reports_member_type_category_token"),
         Index("ix_reports_token_hash", "token_hash"),
-        Index("ix_reports_folded_hash", "folded_hash"),
+        # Only e-mail reports have a folded hash: the others need no entry in this index
+        # (a look-up's ``folded_hash = ANY(..)`` implies NOT NULL, so it is used).
+        Index("ix_reports_folded_hash", "folded_hash",
+              postgresql_where=text("folded_hash IS NOT NULL"),
+              sqlite_where=text("folded_hash IS NOT NULL")),
         Index("ix_reports_expires_at", "expires_at"),
     )
 

@@ -7,7 +7,9 @@ Revises: 0004
 UTC day), seeded from today's ``daily_usage`` so the upgrade does not hand out a second
 day's quota. ``usage_flushes`` makes folding Redis-buffered usage idempotent.
 ``lookup_hits`` (a row per matched item, never read and never pruned) is dropped: the
-day's hit counts stay in ``daily_usage``.
+day's hit counts stay in ``daily_usage``. ``dispute_reports.report_id`` gets an index of
+its own (a look-up asks whether a dispute covers each matched report), and the folded-hash
+index of ``reports`` keeps only the rows that have one (e-mail).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -36,6 +38,11 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_usage_flushes_folded_at'), ['folded_at'], unique=False)
     with op.batch_alter_table('dispute_reports', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_dispute_reports_report_id'), ['report_id'], unique=False)
+    # Only e-mail reports have a folded hash: index just those.
+    op.drop_index('ix_reports_folded_hash', table_name='reports')
+    op.create_index('ix_reports_folded_hash', 'reports', ['folded_hash'], unique=False,
+                    postgresql_where=sa.text('folded_hash IS NOT NULL'),
+                    sqlite_where=sa.text('folded_hash IS NOT NULL'))
     since = ("CURRENT_DATE - 1" if op.get_bind().dialect.name == "postgresql"
              else "date('now', '-1 day')")
     for quota in ('lookups', 'registrations'):
@@ -50,6 +57,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_reports_folded_hash', table_name='reports')
+    op.create_index('ix_reports_folded_hash', 'reports', ['folded_hash'], unique=False)
     with op.batch_alter_table('dispute_reports', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_dispute_reports_report_id'))
     op.create_table('lookup_hits',
