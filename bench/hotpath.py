@@ -197,19 +197,21 @@ class Server:
         return {key: proc_cpu(key[1]) for key in pids}
 
 
-def start_gunicorn(app: str, env: dict[str, str], workers: int, log: Path) -> tuple[
-        subprocess.Popen[bytes], str]:
+def start_gunicorn(app: str, env: dict[str, str], workers: int, log: Path,
+                   tree: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
+    """gunicorn serving ``app`` from the checkout ``tree`` (its own venv and settings)."""
     port = free_port()
     full_env = {**os.environ, **env, "CLUE_BIND": f"127.0.0.1:{port}",
-                "CLUE_WORKERS": str(workers), "PYTHONPATH": str(ROOT)}
+                "CLUE_WORKERS": str(workers), "PYTHONPATH": str(tree)}
     if THREADS:
         full_env["CLUE_THREADS"] = str(THREADS)
-    gunicorn = Path(sys.executable).with_name("gunicorn")
+    gunicorn = (tree / ".venv" / "bin" / "gunicorn" if tree != ROOT
+                else Path(sys.executable).with_name("gunicorn"))
     process = subprocess.Popen(
-        [str(gunicorn), "-c", str(ROOT / "clue_server" / "gunicorn.conf.py"),
+        [str(gunicorn), "-c", str(tree / "clue_server" / "gunicorn.conf.py"),
          "--access-logfile", "/dev/null", "--error-logfile", str(log), app],
         env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        start_new_session=True, cwd=tree)  # gunicorn puts its working directory on sys.path
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -465,6 +467,9 @@ def seed_api(server: Server, toks: Tokens, count: int) -> None:
             answer.read()
             if answer.status != 201:
                 raise RuntimeError(f"{server.name}: seeding answered {answer.status}")
+            if answer.will_close:  # a server without keep-alive (an older checkout)
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=120)
         conn.close()
 
     with ThreadPoolExecutor(4) as pool:
@@ -509,18 +514,50 @@ def sdk_phase(server: Server, network: keys.Keyring, calls: int) -> dict[str, An
 # -- the run ---------------------------------------------------------------------------------
 
 
-@contextmanager
-def clue_server(name: str, url: str, keys_dir: Path, workdir: Path, workers: int,
-                redis_url: str | None, seed: int, toks: Tokens, big: int = 0
-                ) -> Iterator[Server]:
+_OLD_SETUP = """
+import sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from clue_server import create_app
+from clue_server.db import session_scope
+from clue_server.members.services import add_member
+from clue_server.migrate import upgrade
+from clue_server.quotas.services import set_member_quota
+url, keys_dir, name, public_hex = sys.argv[1:5]
+upgrade(url)
+app = create_app({"database_url": url, "server_keys_dir": keys_dir, "redis_url": None})
+with session_scope(app) as session:
+    member = add_member(session, name, Ed25519PublicKey.from_public_bytes(
+        bytes.fromhex(public_hex)))
+    set_member_quota(session, member.id, 10**9, 10**9, actor="bench")
+    print(member.id)
+"""
+
+
+def admit(url: str, keys_dir: Path, name: str, tree: Path) -> tuple[Any, str]:
+    """Migrate ``url`` with ``tree``'s own code and admit a member with quotas lifted."""
+    member_key = keys.generate_signing_key()
+    if tree != ROOT:  # an older checkout: its own schema, through its own code
+        result = subprocess.run(
+            [str(tree / ".venv" / "bin" / "python"), "-c", _OLD_SETUP, url, str(keys_dir),
+             f"Bench {name}", member_key.public_key().public_bytes_raw().hex()],
+            capture_output=True, text=True, check=True, cwd=tree,
+            env={**os.environ, "PYTHONPATH": str(tree)})
+        return member_key, result.stdout.strip().splitlines()[-1]
     upgrade(url)
     app = create_app({"database_url": url, "server_keys_dir": keys_dir, "redis_url": None})
-    member_key = keys.generate_signing_key()
     with session_scope(app) as session:
         member = add_member(session, f"Bench {name}", member_key.public_key())
         set_member_quota(session, member.id, 10**9, 10**9, actor="bench")
         member_id = member.id
     db.dispose(app)
+    return member_key, member_id
+
+
+@contextmanager
+def clue_server(name: str, url: str, keys_dir: Path, workdir: Path, workers: int,
+                redis_url: str | None, seed: int, toks: Tokens, big: int = 0,
+                tree: Path = ROOT) -> Iterator[Server]:
+    member_key, member_id = admit(url, keys_dir, name, tree)
     if big:
         # The filler stays between runs; what an earlier run registered through the API
         # was made under its own keys and goes.
@@ -535,7 +572,7 @@ def clue_server(name: str, url: str, keys_dir: Path, workdir: Path, workers: int
     env = {"CLUE_DATABASE_URL": url, "CLUE_SERVER_KEYS_DIR": str(keys_dir),
            "CLUE_REDIS_URL": redis_url or "", "CLUE_AUDIT_CHECKPOINT_EVERY": "1000"}
     process, server_url = start_gunicorn("clue_server.wsgi:app", env, workers,
-                                         workdir / f"{name}.log")
+                                         workdir / f"{name}.log", tree)
     parsed = make_url(url)
     server = Server(name, server_url, process,
                     database=parsed.database if parsed.get_backend_name() == "postgresql"
@@ -573,6 +610,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sdk-calls", type=int, default=2000)
     parser.add_argument("--busy", type=float, default=15.0,
                         help="%% of a core used by other processes above which a slice is busy")
+    parser.add_argument("--before", type=Path,
+                        help="a checkout of an earlier commit, with its own .venv (make "
+                             "install): its servers run beside this one's, interleaved, "
+                             "as before-<config>")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args(argv)
@@ -591,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = [c for c in args.configs.split(",") if c]
     if args.big:
         configs.append("postgresql-big")
+    if args.before:
+        configs += [f"before-{c}" for c in args.configs.split(",") if c]
     print(f"CLUE bench: {', '.join(configs)}; {args.tokens:,} identifiers each; "
           f"{args.workers} gunicorn workers; wrk -c{args.connections}", flush=True)
     results: dict[str, Any] = {"configs": {}, "machine": {
@@ -604,19 +647,21 @@ def main(argv: list[str] | None = None) -> int:
         floor = Server("floor", floor_url, floor_process)
         servers: dict[str, Server] = {}
         for name in configs:
-            if name == "sqlite":
-                url = f"sqlite:///{workdir / 'clue.db'}"
+            kind = name.removeprefix("before-")
+            tree = args.before.resolve() if name.startswith("before-") else ROOT
+            if kind == "sqlite":
+                url = f"sqlite:///{workdir / (name + '.db')}"
             elif name == "postgresql-big":
                 url = PG + "clue_bench_big"
                 if not pg_exists("clue_bench_big"):
                     recreate_pg("clue_bench_big")
             else:
-                url = recreate_pg(f"clue_bench_{name}")
+                url = recreate_pg(f"clue_bench_{name.replace('-', '_')}")
             print(f"{name}: seeding {args.tokens:,} identifiers through the API", flush=True)
             servers[name] = stack.enter_context(clue_server(
                 name, url, keys_dir, workdir, args.workers,
-                REDIS if name == "redis" else None, args.tokens, toks,
-                big=args.big if name == "postgresql-big" else 0))
+                REDIS if kind == "redis" else None, args.tokens, toks,
+                big=args.big if name == "postgresql-big" else 0, tree=tree))
         maker = Requests(toks, args.tokens, floor_key)
         tallies: dict[tuple[str, str], Tally] = {}
         rates = {(c, r): FIRST_RATE[r] for c in servers for r in ROWS}
