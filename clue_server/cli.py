@@ -46,8 +46,10 @@ from clue_server.members import services as members
 from clue_server.migrate import upgrade
 from clue_server.networkkeys import services as networkkeys
 from clue_server.quotas.cli import quota_group
+from clue_server.quotas.models import QuotaUsage
 from clue_server.reports import services as reports
 from clue_server.reports.models import Report
+from clue_server.stats.models import UsageFlush
 
 
 def _app() -> Flask:
@@ -284,7 +286,8 @@ def server_key_promote() -> None:
 @main.command("purge-expired")
 def purge_expired() -> None:
     """Delete reports past their expiry (recorded in the audit log), old idempotent
-    answers and nonces, dead console sessions and old sign-in failures."""
+    answers and nonces, quota counters of past days, dead console sessions and old
+    sign-in failures."""
     app = _app()
     now = db.utcnow()
     ttl = dt.timedelta(hours=app.extensions["clue_settings"].idempotency_ttl_hours)
@@ -296,6 +299,12 @@ def purge_expired() -> None:
         session.execute(delete(ConsoleSession).where(
             ConsoleSession.created_at < now - dt.timedelta(hours=12)))
         session.execute(delete(LoginFailure).where(LoginFailure.at < now - KEEP_FAILURES))
+        # Quota counters are read for today only (a request straddling midnight may still
+        # add to yesterday's); the day's usage statistics stay in daily_usage.
+        session.execute(delete(QuotaUsage).where(
+            QuotaUsage.day < now.date() - dt.timedelta(days=1)))
+        session.execute(delete(UsageFlush).where(
+            UsageFlush.folded_at < now - dt.timedelta(days=1)))
     click.echo(f"purged {count} expired report(s) and {answers} stored idempotent answer(s)")
 
 

@@ -283,6 +283,22 @@ def test_purge_expired_prints_a_count(app, cli_env, make_member, make_client):
     assert len(actions) == 2
 
 
+def test_purge_expired_drops_past_days_quota_counters_and_keeps_yesterday(app, cli_env,
+                                                                          make_member):
+    from clue_server.quotas.models import QuotaUsage
+
+    member = make_member()
+    today = db.utcnow().date()
+    with db.session_scope(app) as session:
+        for age in (0, 1, 2, 30):
+            session.add(QuotaUsage(day=today - dt.timedelta(days=age),
+                                   member_id=member.member_id, quota="lookups", used=age + 1))
+    assert _run(cli_env, "purge-expired").exit_code == 0
+    with db.session_scope(app) as session:
+        left = sorted((today - row.day).days for row in session.query(QuotaUsage))
+    assert left == [0, 1]  # today's counts the quota; a request at midnight adds to yesterday
+
+
 def test_member_add_without_an_hpke_key_says_what_follows(cli_env, public_key_file):
     result = _run(cli_env, "member", "add", "Keyless Pay", "--public-key",
                   str(public_key_file()))
