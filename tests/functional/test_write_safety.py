@@ -66,3 +66,32 @@ def test_stored_idempotent_answers_cannot_confirm_a_guess(app, make_member, make
     # The same key and body still replay, the same key with another body is refused.
     again = client.register("phone", "090-1234-5678", "card_theft", idempotency_key="k1")
     assert again.created is True
+
+
+def test_an_idempotency_key_attached_on_the_way_is_refused(http, make_member):
+    """Issue 10 item 1: a man in the middle who saw an earlier request's Idempotency-Key
+    attaches it to a later identical body, hoping for the stored "created" answer while
+    nothing is written. The key is covered by the signature, so the request is refused."""
+    from clue_client import protocol
+    from tests.helpers import signed
+
+    member = make_member()
+    body = {"reports": [{"type": "phone", "category": "phishing", "key_version": 1,
+                         "token": "D" * 42 + "A"}]}
+    first = signed(http, member, "POST", "/v1/reports", body,
+                   headers={"Idempotency-Key": "batch-1"})
+    assert first.status_code == 201
+
+    def attach(message: protocol.Message) -> None:
+        message.headers["Idempotency-Key"] = "batch-1"
+
+    replayed = signed(http, member, "POST", "/v1/reports", body, after_sign=attach)
+    assert replayed.status_code == 401
+    assert "idempotency-key" in replayed.get_json()["detail"]
+    assert "Idempotent-Replayed" not in replayed.headers
+
+    def swap_type(message: protocol.Message) -> None:  # and Content-Type is covered too
+        message.headers["Content-Type"] = "text/plain"
+
+    assert signed(http, member, "POST", "/v1/reports", body,
+                  after_sign=swap_type).status_code == 401
