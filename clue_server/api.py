@@ -42,9 +42,10 @@ def _authenticate() -> None:
         return
     extensions = current_app.extensions
     later = req.endpoint in CLAIM_LATER
+    settings = extensions["clue_settings"]
     caller = auth.authenticate(req, extensions["clue_key_cache"], extensions["clue_nonces"],
-                               max_body=extensions["clue_settings"].max_body_bytes,
-                               claim_nonce=not later)
+                               max_body=settings.max_body_bytes, claim_nonce=not later,
+                               public_hosts=settings.public_hosts)
     state.caller = caller
     state.nonce = caller.nonce
     if later:

@@ -37,6 +37,9 @@ class Settings:
     metrics_bind: str | None = None
     #: The server key signs the audit chain head when an entry id crosses a multiple of this.
     audit_checkpoint_every: int = 100
+    #: The host names (``host`` or ``host:port``, as in ``Host``) requests must be signed
+    #: for; empty: any (development). A request signed for another deployment is refused.
+    public_hosts: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -51,6 +54,9 @@ class Settings:
             changes["redis_url"] = redis_url
         if metrics_bind := env.get("CLUE_METRICS_BIND"):
             changes["metrics_bind"] = metrics_bind
+        if hosts := env.get("CLUE_PUBLIC_HOSTS"):
+            changes["public_hosts"] = frozenset(
+                h.strip().lower() for h in hosts.split(",") if h.strip())
         if every := env.get("CLUE_AUDIT_CHECKPOINT_EVERY"):
             changes["audit_checkpoint_every"] = _positive_int("CLUE_AUDIT_CHECKPOINT_EVERY", every)
         retention = dict(settings.max_retention_days)

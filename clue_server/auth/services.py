@@ -155,7 +155,8 @@ def read_body(request: Request, limit: int) -> bytes:
 
 
 def authenticate(request: Request, keys: KeyCache, nonces: NonceStore, *,
-                 max_body: int, claim_nonce: bool = True) -> Caller:
+                 max_body: int, claim_nonce: bool = True,
+                 public_hosts: frozenset[str] = frozenset()) -> Caller:
     """The verified caller of a signed request. The nonce is claimed here unless
     ``claim_nonce`` is False: a look-up claims it together with its count (the caller then
     owes the claim, even when the request fails; see ``api``)."""
@@ -174,7 +175,14 @@ def authenticate(request: Request, keys: KeyCache, nonces: NonceStore, *,
         raise Unauthenticated(
             f"unknown or revoked key {key_id[:64]!r}: a new member's key works once the "
             "council has admitted it (send them your public key file and its fingerprint)")
-    message = protocol.Message(method=request.method, url=target_uri(request), headers=fields)
+    target = target_uri(request)
+    if public_hosts:
+        authority = target.split("://", 1)[-1].split("/", 1)[0].lower()
+        if authority not in public_hosts:
+            raise Unauthenticated(
+                f"this request was signed for {authority[:100]!r}, not for this server "
+                f"({', '.join(sorted(public_hosts))}); check the server URL in your config")
+    message = protocol.Message(method=request.method, url=target, headers=fields)
     try:
         signed = protocol.verify_request(message, body, key_id=key_id,
                                          public_key=entry.public_key, parsed=parsed)

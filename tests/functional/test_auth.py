@@ -609,3 +609,31 @@ def protocol_json(body: Any) -> bytes:
 
 def digest_of(body: bytes) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
+
+
+def test_a_request_signed_for_another_deployment_is_refused(database_url, server_keys_dir,
+                                                            make_member):
+    """BCM review G-1: with CLUE_PUBLIC_HOSTS set, the signed host name must be ours."""
+    from clue_server import create_app, db
+    from tests.helpers import BASE_URL, signed
+
+    ours = BASE_URL.split("//")[1]
+    app = create_app({"database_url": database_url, "server_keys_dir": server_keys_dir,
+                      "redis_url": None, "public_hosts": frozenset({ours})})
+    try:
+        http = app.test_client()
+        member = make_member()
+        assert signed(http, member, "GET", "/v1/ping").status_code == 200
+
+        def elsewhere(message: protocol.Message) -> None:
+            message.headers["Host"] = "clue-test.example"  # what another deployment sees
+
+        other = protocol.Message("GET", "http://clue-test.example/v1/ping", headers={})
+        protocol.sign_request(other, b"", key_id=member.key_id,
+                              private_key=member.signing_key)
+        refused = http.open("/v1/ping", base_url="http://clue-test.example", method="GET",
+                            headers=other.headers)
+        assert refused.status_code == 401
+        assert "signed for 'clue-test.example'" in refused.get_json()["detail"]
+    finally:
+        db.dispose(app)
