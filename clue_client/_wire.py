@@ -297,11 +297,11 @@ def _problem(status: int, headers: Mapping[str, str], data: Any,
     if status == 404:
         return NotFoundError(status, problem)
     if status == 429:
-        retry_after = _retry_after(headers)
+        retry_after = _signed_retry_after(problem, headers)
         return RateLimitedError(status, problem,
                                 None if retry_after is None else int(retry_after))
     if status == 503:
-        return UnavailableError(status, problem, _retry_after(headers))
+        return UnavailableError(status, problem, _signed_retry_after(problem, headers))
     if status in (400, 409, 413, 415, 422):
         return ValidationError(status, problem)
     return ServerError(status, problem)
@@ -315,6 +315,16 @@ def _clock_advice(offset: float | None) -> str:
     way = "behind" if offset > 0 else "ahead of"
     return (f"this machine's clock is about {abs(offset):.0f} s {way} the server's; CLUE "
             f"allows {tolerance} s either way: synchronise it (NTP)")
+
+
+def _signed_retry_after(problem: Mapping[str, Any], headers: Mapping[str, str]
+                        ) -> float | None:
+    """The delay CLUE asks for: ``retry_after`` from the signed problem body (the header is
+    outside the response signature), else the ``Retry-After`` header."""
+    value = problem.get("retry_after")
+    if type(value) is int and 0 <= value <= 86_400 * 2:
+        return float(value)
+    return _retry_after(headers)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
