@@ -18,11 +18,12 @@ from pathlib import Path
 import click
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from flask import Flask
 from sqlalchemy import delete, func, select
 
 import keys
-from clue_client.protocol import server_key_id
+from clue_client.protocol import b64url, server_key_id
 from clue_server import create_app, db, idempotency
 from clue_server.audit.cli import audit_group
 from clue_server.auth.models import SeenNonce
@@ -113,6 +114,27 @@ warning: {name} ({id}) has no HPKE key, so no member can send it the network key
       clue-server member add NAME --public-key member-signing.pub --hpke-key member-hpke.pub
   Then a custodian runs `clue keys network share` and the member `clue keys network fetch`
   (docs/key-management.md). The console's overview lists members without an HPKE key."""
+
+
+@member.command("add-key")
+@click.argument("ref")
+@click.option("--public-key", "public_key_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The member's new Ed25519 signing public key (PEM).")
+def member_add_key(ref: str, public_key_path: Path) -> None:
+    """Add a signing key to a member (the credential reset: a member that lost its only
+    key, or whose key was stolen, gets a new one; then `member revoke-key` the old)."""
+    public = public_key_file(public_key_path, Ed25519PublicKey, "an Ed25519 signing key")
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    with _member_errors(), db.session_scope(_app()) as session:
+        member_id = members.find_member(session, ref).id
+        try:
+            networkkeys.add_signing_key(session, member_id, {"public_key": b64url(raw)},
+                                        actor="council")
+        except ClueError as exc:
+            raise click.ClickException(exc.detail) from exc
+    click.echo(f"{keys.key_id(public)} added to {member_id}; revoke the old key with "
+               f"`clue-server member revoke-key {member_id} <key id>`")
 
 
 @member.command("revoke-key")

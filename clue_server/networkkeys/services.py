@@ -84,7 +84,11 @@ def set_hpke_key(session: Session, member_id: str, body: Any) -> dict[str, Any]:
     return member_profile(session, member_id)
 
 
-def add_signing_key(session: Session, member_id: str, body: Any) -> dict[str, Any]:
+def add_signing_key(session: Session, member_id: str, body: Any, *,
+                    actor: str | None = None) -> dict[str, Any]:
+    """Register another signing key for the member: by the member itself (signed with a
+    key it holds) or by the council (``actor="council"``: the credential reset of a
+    member that lost its key, or whose key was stolen: add the new one, then revoke)."""
     root = expect_object(body, "", required={"public_key"})
     raw = _unb64url(root["public_key"], "public_key", length=32)
     public = Ed25519PublicKey.from_public_bytes(raw)
@@ -92,7 +96,8 @@ def add_signing_key(session: Session, member_id: str, body: Any) -> dict[str, An
         raise ValidationFailed("this public key is already registered")
     key = MemberKey(id=keys.key_id(public), member_id=member_id, public_key=raw, status="active")
     session.add(key)
-    audit.record(session, actor=member_id, action="member.key_add", subject=key.id)
+    audit.record(session, actor=actor or member_id, action="member.key_add", subject=key.id,
+                 member=member_id)
     session.flush()
     return member_profile(session, member_id)
 

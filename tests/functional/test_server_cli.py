@@ -360,3 +360,25 @@ def test_dispute_deadline_shows_and_sets_the_council_setting(cli_env):
     engine.dispose()
     assert [(actor, details["days"], details["previous"]) for actor, details in rows] == [
         ("council", 30, 14)]
+
+
+def test_a_member_whose_key_was_stolen_is_reset_by_the_council(app, http, cli_env,
+                                                               public_key_file, make_member):
+    """The credential reset (BCM review G-8): the council adds a new key to the member,
+    then revokes the stolen one; requests under the old key are refused from then on."""
+    from tests.helpers import Creds, signed
+
+    member = make_member("Reset Pay")
+    new_key = keys.generate_signing_key()
+    added = _run(cli_env, "member", "add-key", member.member_id, "--public-key",
+                 str(public_key_file(new_key)))
+    assert added.exit_code == 0, added.output
+    assert keys.key_id(new_key.public_key()) in added.output
+    revoked = _run(cli_env, "member", "revoke-key", member.member_id, member.key_id)
+    assert revoked.exit_code == 0, revoked.output
+    assert signed(http, member, "GET", "/v1/ping").status_code == 401
+    assert signed(http, Creds(member.member_id, new_key), "GET", "/v1/ping").status_code == 200
+    with db.session_scope(app) as session:
+        added_event = session.execute(text(
+            "SELECT actor, subject FROM audit_events WHERE action = 'member.key_add'")).one()
+    assert tuple(added_event) == ("council", keys.key_id(new_key.public_key()))
