@@ -52,8 +52,9 @@ lint: $(STAMP)  ## ruff on everything, mypy on keys and clue_client
 	$(BIN)/ruff check .
 	$(BIN)/mypy keys clue_client
 
-bench: $(STAMP)  ## lookup/registration throughput against gunicorn + PostgreSQL
-	$(BIN)/python bench/lookup.py
+bench: $(STAMP)  ## hot path beside the stack's floor, gunicorn on PostgreSQL/Redis/SQLite (needs wrk; see bench/README.md)
+	@command -v wrk >/dev/null || { echo "bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	$(BIN)/python bench/hotpath.py
 
 clean:  ## remove the venv and local state (keys and databases under var/)
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
