@@ -193,13 +193,16 @@ def expect_choice(item: Mapping[str, Any], field: str, pointer: str, index: int,
 # The one canonical spelling of 32 bytes in unpadded base64url: 42 characters, then one
 # whose two low bits are zero (the 256 bits end 2 bits into the 43rd character).
 _CANONICAL_TOKEN = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
 def token_or_none(value: Any) -> bytes | None:
     """A token in its one canonical spelling, decoded; None for anything else (the
     caller then lets ``expect_token`` say what is wrong)."""
     if type(value) is str and _CANONICAL_TOKEN.fullmatch(value):
-        return base64.urlsafe_b64decode(value + "=")
+        # binascii directly: urlsafe_b64decode re-checks and re-encodes its argument
+        # twice, a third of a 1,000-item batch's decoding.
+        return binascii.a2b_base64(value.encode().translate(_FROM_URLSAFE) + b"=")
     return None
 
 
