@@ -27,10 +27,17 @@ def dependency_of(error: BaseException) -> str | None:
     unusable right now, else None (a bug: log it in full)."""
     try:
         import redis
+        from redis import exceptions as redis_errors
     except ImportError:  # pragma: no cover - redis is a dependency
         redis = None  # type: ignore[assignment]
+    # A full (maxmemory, noeviction), read-only (a replica after failover) or
+    # resyncing Redis refuses writes until an operator or its sentinel acts: an outage.
     if redis is not None and isinstance(error, redis.ConnectionError | redis.TimeoutError
-                                        | redis.BusyLoadingError):
+                                        | redis.BusyLoadingError
+                                        | redis_errors.OutOfMemoryError
+                                        | redis_errors.ReadOnlyError
+                                        | redis_errors.MasterDownError
+                                        | redis_errors.TryAgainError):
         return "redis"
     if isinstance(error, sa_exc.DBAPIError):
         if error.connection_invalidated or isinstance(error, sa_exc.OperationalError

@@ -279,3 +279,29 @@ def test_a_frozen_or_restarted_redis_answers_503_heals_and_reopens_no_replay(
         time.sleep(1.1)  # requests signed in the store's first second are refused too
         assert _lookup(server, creds, keys_)[0] == 200
         assert _outage_lines(log, "redis") >= 1
+
+
+def test_a_full_redis_answers_signed_503_not_500_and_heals_when_it_has_room(
+        own_postgres: OwnPostgres, own_redis: OwnRedis, server_keys_dir: Path,
+        tmp_path: Path) -> None:
+    import redis
+
+    log = tmp_path / "gunicorn.log"
+    keys_ = load_server_keys(server_keys_dir)
+    creds = _admit(own_postgres.url, server_keys_dir, "Full Pay")
+    admin = redis.Redis(port=own_redis.port)
+    with _serve(own_postgres.url, server_keys_dir, log, own_redis.url) as server:
+        assert _lookup(server, creds, keys_)[0] == 200
+        # Under noeviction (the runbook's setting) a full Redis refuses every write.
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+        try:
+            status, problem, answer = _lookup(server, creds, keys_)
+        finally:
+            admin.config_set("maxmemory", "0")
+        assert (status, problem["type"]) == (503, "urn:clue:problem:unavailable")
+        assert "redis" in problem["detail"]
+        assert answer.headers["Retry-After"]
+        assert _lookup(server, creds, keys_)[0] == 200
+    assert _outage_lines(log, "redis") == 1
+    assert "Traceback" not in log.read_text(errors="replace")
