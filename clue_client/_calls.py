@@ -17,7 +17,6 @@ Every answer is checked for the shape the method promises; anything else is a
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
@@ -144,26 +143,6 @@ def identifiers_given(given: dict[str, str | None]) -> list[tuple[str, str]]:
 def as_pairs(identifiers: Iterable[tuple[str, str] | dict[str, str]]) -> list[tuple[str, str]]:
     return [(i["type"], i["value"]) if isinstance(i, dict) else (i[0], i[1])
             for i in identifiers]
-
-
-def lookup_many(tokens: Tokens, pairs: Sequence[tuple[str, str]]) -> Plan[list[LookupResult]]:
-    """Each identifier asked under every network-key version; results in the order given."""
-    versions = tokens.network_keys.versions
-    width = len(versions)
-    items = [tokens._token_fields(t, v, version) for t, v in pairs for version in versions]
-    # With one network-key version (the usual case) each result carries its value as read.
-    values = [v for _, v in pairs] if width == 1 else None
-    results: list[LookupResult] = []
-    per_request = MAX_BATCH // width * width
-    for start in range(0, len(items), per_request):
-        chunk = items[start:start + per_request]
-        data = yield Call("POST", "/lookups", {"items": chunk}, retry=True)
-        results.extend(lookup_results(
-            chunk, data, values[start:start + per_request] if values is not None else None))
-    if width == 1:
-        return results
-    return [dataclasses.replace(merge(results[i * width:(i + 1) * width]), value=value)
-            for i, (_, value) in enumerate(pairs)]
 
 
 def lookup_results(items: Sequence[dict[str, Any]], data: Any,

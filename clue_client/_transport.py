@@ -53,7 +53,8 @@ class SyncTransport:
             out = self.wire.prepare(call)
             try:
                 answer = self._send(out, deadline, trusted=not call.retry)
-                return self.wire.check(out, answer.status, answer.headers, answer.body)
+                return self.wire.check(out, answer.status, answer.headers, answer.body,
+                                       call.binary)
             except ClueError as exc:
                 attempt += 1
                 delay = (self.wire.retry_delay(exc, attempt - 1, deadline.left(),

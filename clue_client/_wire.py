@@ -58,10 +58,12 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One API request as the SDK means it: ``path`` is under ``/v1`` and already quoted.
+    """One API request as the SDK means it: ``path`` is under ``api`` (``/v1`` unless a
+    call of protocol version 2 says ``/v2``) and already quoted.
 
     ``retry`` marks calls that are safe to repeat (reads, look-ups, registrations, envelope
-    uploads); each attempt is signed afresh.
+    uploads); each attempt is signed afresh. ``binary`` names the content type of an
+    answer that is not JSON (a replica delta): its verified bytes are the call's reply.
     """
 
     method: str
@@ -70,6 +72,8 @@ class Call:
     params: Mapping[str, Any] | None = None
     headers: Mapping[str, str] | None = None
     retry: bool = False
+    api: str = protocol.API_PREFIX
+    binary: str | None = None
 
 
 class Deadline:
@@ -144,7 +148,7 @@ class Wire:
         self.host = host if port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
         self.origin = f"{scheme}://{self.host}"
         self.base_url = self.origin + parts.path.rstrip("/")
-        self._prefix = parts.path.rstrip("/") + protocol.API_PREFIX
+        self._base_path = parts.path.rstrip("/")
         self.key_id = key_id
         self.signing_key = signing_key
         #: Pinned server keys by key id: the current one and, during a rotation, the
@@ -163,7 +167,7 @@ class Wire:
         """Serialise and sign ``call`` with a fresh nonce and ``created``."""
         body = (b"" if call.body is None
                 else json.dumps(call.body, separators=(",", ":")).encode())
-        target = self._prefix + call.path
+        target = self._base_path + call.api + call.path
         if call.params:
             target += "?" + urlencode(call.params)
         url = self.origin + target
@@ -185,8 +189,10 @@ class Wire:
 
     # -- answers --------------------------------------------------------------------------
 
-    def check(self, out: Outgoing, status: int, headers: Mapping[str, str], body: bytes) -> Any:
-        """The verified JSON of a 2xx answer; a typed error for anything else."""
+    def check(self, out: Outgoing, status: int, headers: Mapping[str, str], body: bytes,
+              binary: str | None = None) -> Any:
+        """The verified JSON of a 2xx answer (its bytes, if ``binary`` names its content
+        type); a typed error for anything else."""
         offset = self._observe_clock(headers, out.signed_at)
         try:
             if self._only_key is not None:  # the usual case: verify_response checks keyid
@@ -203,6 +209,8 @@ class Wire:
                                      key_id=server_key_id, nonce=out.nonce)
         except protocol.SignatureError as exc:
             raise self._refusal(status, headers, exc, offset) from exc
+        if binary is not None and 200 <= status < 300:
+            return _binary(status, headers, body, binary)
         try:
             data = json.loads(body) if body else {}
         except ValueError as exc:
@@ -247,7 +255,9 @@ class Wire:
             return ResponseClockSkewError(
                 f"refusing the server's answer ({status}): its signature is dated "
                 f"too far from this machine's clock; {_clock_advice(offset)}", offset)
-        return ResponseVerificationError(f"refusing the server's answer ({status}): {text}")
+        refused = ResponseVerificationError(f"refusing the server's answer ({status}): {text}")
+        refused.status = status
+        return refused
 
     # -- retries --------------------------------------------------------------------------
 
@@ -305,6 +315,15 @@ def _problem(status: int, headers: Mapping[str, str], data: Any,
     if status in (400, 409, 413, 415, 422):
         return ValidationError(status, problem)
     return ServerError(status, problem)
+
+
+def _binary(status: int, headers: Mapping[str, str], body: bytes, content_type: str) -> bytes:
+    """The signed bytes of a binary answer, if they are the content type asked for."""
+    said = (_header(headers, "content-type") or "").split(";", 1)[0].strip().lower()
+    if said != content_type:
+        raise MalformedResponseError(f"the server's signed answer ({status}) is "
+                                     f"{said or 'untyped'}, not {content_type}")
+    return body
 
 
 def _clock_advice(offset: float | None) -> str:

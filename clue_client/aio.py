@@ -30,8 +30,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 import keys
-from clue_client import _calls
+from clue_client import _calls, _private
 from clue_client._calls import Plan
+from clue_client._private import ServerConfig
 from clue_client._wire import MAX_ANSWER_BYTES, Answer, Call, Deadline, Outgoing, Wire
 from clue_client.client import DEFAULT_TIMEOUT, ClientBase, ClientOptions, _raw
 from clue_client.errors import ClueError, TransportError
@@ -44,6 +45,9 @@ from clue_client.models import (
     Report,
     ReportInput,
 )
+from clue_client.private_lookups.replica import Delta
+from clue_client.private_lookups.store import ReplicaStore, WatchStore
+from clue_client.private_lookups.watch import Alert
 from clue_client.stickers import QrCheck, qr_check
 
 if TYPE_CHECKING:
@@ -90,7 +94,8 @@ class AsyncTransport:
             out = self.wire.prepare(call)
             try:
                 answer = await self._send(out, deadline)
-                return self.wire.check(out, answer.status, answer.headers, answer.body)
+                return self.wire.check(out, answer.status, answer.headers, answer.body,
+                                       call.binary)
             except ClueError as exc:
                 attempt += 1
                 delay = (self.wire.retry_delay(exc, attempt - 1, deadline.left(),
@@ -145,12 +150,13 @@ class AsyncClueClient(ClientBase):
                  notes_key: keys.SymmetricKey | None = None,
                  policy: Policy | str | os.PathLike[str] | None = None,
                  fallback: Fallback | str | None = None, cache: LookupCache | None = None,
-                 strict: bool | None = None, clock: Callable[[], float] | None = None) -> None:
+                 strict: bool | None = None, clock: Callable[[], float] | None = None,
+                 private_lookups: bool | None = None) -> None:
         wire = self._setup(server_url, signing_key=signing_key,
                            server_public_key=server_public_key, server_key_id=server_key_id,
                            network_keys=network_keys, timeout=timeout,
                            next_server_public_key=next_server_public_key, notes_key=notes_key,
-                           clock=clock)
+                           clock=clock, private_lookups=private_lookups)
         self._http = AsyncTransport(wire, retries=retries, http_client=http_client)
         self._setup_decisions(policy, fallback, cache, strict)
 
@@ -182,6 +188,11 @@ class AsyncClueClient(ClientBase):
     async def _run(self, plan: Plan[T], timeout: float | None) -> T:
         deadline = self._deadline(timeout)
         return await _calls.run_async(plan, lambda call: self._http.request(call, deadline))
+
+    async def _run_each(self, plan: Plan[T], timeout: float) -> T:
+        """Run a long plan (replica pages, watch chunks) with ``timeout`` for each call."""
+        return await _calls.run_async(plan,
+                                      lambda call: self._http.request(call, Deadline(timeout)))
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -317,13 +328,65 @@ class AsyncClueClient(ClientBase):
         pairs = _calls.identifiers_given({
             "phone": phone, "email": email, "ip": ip, "device_id": device_id,
             "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee})
-        results = await self._run(_calls.lookup_many(self, pairs), timeout)
+        results = await self._run(self._lookup_plan(pairs), timeout)
         return {r.id_type: r for r in results}
 
     async def lookup_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]], *,
                           timeout: float | None = None) -> list[LookupResult]:
-        """Look up many ``(type, value)`` pairs at once, in the order given."""
-        return await self._run(_calls.lookup_many(self, _calls.as_pairs(identifiers)), timeout)
+        """Look up many ``(type, value)`` pairs at once, in the order given (protocol 1
+        or 2 as :meth:`ClueClient.lookup_many` chooses)."""
+        return await self._run(self._lookup_plan(_calls.as_pairs(identifiers)), timeout)
+
+    # -- private look-ups (protocol version 2; see ClueClient) ------------------------------------
+    # Callbacks (on_delta, progress, on_alert) are plain functions, and the replica and
+    # watch files are read and written in the event loop: run these in a monitoring
+    # task, not on a request's path (lookup / lookup_many are fine there).
+
+    async def private_config(self, *, refresh: bool = False,
+                             timeout: float | None = None) -> ServerConfig | None:
+        """The server's protocol-2 settings (cached 300 s), or None without version 2."""
+        return await self._run(_private.server_config(self._v2, refresh=refresh), timeout)
+
+    async def sync_replica(self, store: ReplicaStore | str | os.PathLike[str], *,
+                           on_delta: Callable[[Delta], None] | None = None,
+                           timeout: float | None = None) -> int:
+        """See :meth:`ClueClient.sync_replica`."""
+        return await self._run_each(self._sync_plan(store, on_delta),
+                                    self._each_deadline(timeout, 60.0))
+
+    async def lookup_local(self, *, phone: str | None = None, email: str | None = None,
+                           ip: str | None = None, device_id: str | None = None,
+                           bank_account: str | None = None, jpqr_store: str | None = None,
+                           qr_payee: str | None = None, replica: ReplicaStore | None = None,
+                           timeout: float | None = None) -> dict[str, LookupResult]:
+        """See :meth:`ClueClient.lookup_local`."""
+        pairs = _calls.identifiers_given({
+            "phone": phone, "email": email, "ip": ip, "device_id": device_id,
+            "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee})
+        results = await self._run(self._local_plan(pairs, replica), timeout)
+        return {r.id_type: r for r in results}
+
+    async def lookup_local_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]],
+                                *, replica: ReplicaStore | None = None,
+                                timeout: float | None = None) -> list[LookupResult]:
+        """See :meth:`ClueClient.lookup_local_many`."""
+        return await self._run(self._local_plan(_calls.as_pairs(identifiers), replica),
+                               timeout)
+
+    async def watch_add(self, store: WatchStore | str | os.PathLike[str],
+                        customers: Iterable[tuple[str, str, str]], *,
+                        progress: Callable[[int, int], None] | None = None,
+                        timeout: float | None = None) -> int:
+        """See :meth:`ClueClient.watch_add`."""
+        return await self._run_each(self._watch_add_plan(store, customers, progress),
+                                    self._each_deadline(timeout, 30.0))
+
+    async def watch_poll(self, store: WatchStore | str | os.PathLike[str], *,
+                         on_alert: Callable[[Alert], None] | None = None,
+                         timeout: float | None = None) -> list[Alert]:
+        """See :meth:`ClueClient.watch_poll`."""
+        return await self._run_each(self._watch_poll_plan(store, on_alert),
+                                    self._each_deadline(timeout, 60.0))
 
     # -- risk decisions ---------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import keys
-from clue_client import _calls, canonical, notes, protocol, tokens
+from clue_client import _calls, _private, canonical, notes, protocol, tokens
 from clue_client._calls import MAX_BATCH, Plan
 from clue_client._transport import SyncTransport
 from clue_client._wire import Call, Deadline, Wire
@@ -50,6 +50,9 @@ from clue_client.models import (
     Report,
     ReportInput,
 )
+from clue_client.private_lookups.replica import Delta
+from clue_client.private_lookups.store import ReplicaStore, WatchStore
+from clue_client.private_lookups.watch import Alert
 from clue_client.protocol import CATEGORIES, b64url
 from clue_client.stickers import QrCheck, qr_check
 
@@ -78,6 +81,7 @@ class ClientOptions(TypedDict, total=False):
     cache: LookupCache | None
     strict: bool | None
     clock: Callable[[], float] | None
+    private_lookups: bool | None
 
 
 class ClueClientOptions(ClientOptions, total=False):
@@ -91,7 +95,14 @@ class ClientBase:
     notes_key: keys.SymmetricKey | None
     decisions: DecisionService
     timeout: float
+    #: Protocol version 2 for look-ups: None follows the server (``lookup_protocol`` of
+    #: ``GET /v2/config``), True always, False never.
+    private_lookups: bool | None
+    #: The replica store :meth:`ClueClient.sync_replica` last synced (``lookup_local``'s
+    #: default).
+    replica_store: ReplicaStore | None
     _wire: Wire
+    _v2: _private.ConfigCache
     _http: Any  # the client's transport: SyncTransport or AsyncTransport
 
     def _setup(self, server_url: str, *, signing_key: Ed25519PrivateKey,
@@ -99,10 +110,17 @@ class ClientBase:
                network_keys: keys.Keyring | None, timeout: float,
                next_server_public_key: Ed25519PublicKey | None,
                notes_key: keys.SymmetricKey | None,
-               clock: Callable[[], float] | None) -> Wire:
+               clock: Callable[[], float] | None,
+               private_lookups: bool | None = None) -> Wire:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        if private_lookups not in (None, True, False):
+            raise ValueError(f"private_lookups must be None, True or False, "
+                             f"not {private_lookups!r}")
         self.timeout = float(timeout)
+        self.private_lookups = private_lookups
+        self.replica_store = None
+        self._v2 = _private.ConfigCache()
         self._network_keys = network_keys
         self.notes_key = notes_key
         pinned = {server_key_id or protocol.server_key_id(server_public_key): server_public_key}
@@ -198,6 +216,52 @@ class ClientBase:
         return fields
 
 
+    # -- plans both clients run (protocol version 2) ------------------------------------------
+
+    def _lookup_plan(self, pairs: Sequence[tuple[str, str]]) -> Plan[list[LookupResult]]:
+        return _private.lookup_groups(self._v2, _private.token_groups(self, pairs),
+                                      [v for _, v in pairs], self.private_lookups)
+
+    def _local_plan(self, pairs: Sequence[tuple[str, str]],
+                    store: ReplicaStore | None) -> Plan[list[LookupResult]]:
+        store = store or self.replica_store
+        if store is None:
+            raise ConfigError("no replica: sync one first (client.sync_replica(directory))")
+        return _private.lookup_local(self._v2, store, _private.token_groups(self, pairs),
+                                     [v for _, v in pairs])
+
+    def _sync_plan(self, store: ReplicaStore | str | os.PathLike[str],
+                   on_delta: Callable[[Delta], None] | None) -> Plan[int]:
+        if not isinstance(store, ReplicaStore):
+            store = ReplicaStore(store)
+        self.replica_store = store
+        return _private.sync_replica(self._v2, self, store, self._wire.server_keys,
+                                     on_delta=on_delta)
+
+    def _watch_add_plan(self, store: WatchStore | str | os.PathLike[str],
+                        customers: Iterable[tuple[str, str, str]],
+                        progress: Callable[[int, int], None] | None) -> Plan[int]:
+        if not isinstance(store, WatchStore):
+            store = WatchStore(store)
+        version = self.network_keys.current.version
+        items: list[dict[str, Any]] = []
+        refs: list[str] = []
+        for id_type, value, ref in customers:
+            items.append(self._token_fields(id_type, value, version))
+            refs.append(ref)
+        return _private.watch_add(self._v2, store, items, refs, progress=progress)
+
+    def _watch_poll_plan(self, store: WatchStore | str | os.PathLike[str],
+                         on_alert: Callable[[Alert], None] | None) -> Plan[list[Alert]]:
+        if not isinstance(store, WatchStore):
+            store = WatchStore(store)
+        return _private.watch_poll(self._v2, self, store, self._wire.server_keys, on_alert)
+
+    def _each_deadline(self, timeout: float | None, floor: float) -> float:
+        """Replica pages and watch chunks are large: each call gets at least ``floor``."""
+        return max(self.timeout, floor) if timeout is None else timeout
+
+
 def _raw(public_key: Ed25519PublicKey | X25519PublicKey) -> str:
     return b64url(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
@@ -232,12 +296,13 @@ class ClueClient(ClientBase):
                  notes_key: keys.SymmetricKey | None = None,
                  policy: Policy | str | os.PathLike[str] | None = None,
                  fallback: Fallback | str | None = None, cache: LookupCache | None = None,
-                 strict: bool | None = None, clock: Callable[[], float] | None = None) -> None:
+                 strict: bool | None = None, clock: Callable[[], float] | None = None,
+                 private_lookups: bool | None = None) -> None:
         wire = self._setup(server_url, signing_key=signing_key,
                            server_public_key=server_public_key, server_key_id=server_key_id,
                            network_keys=network_keys, timeout=timeout,
                            next_server_public_key=next_server_public_key, notes_key=notes_key,
-                           clock=clock)
+                           clock=clock, private_lookups=private_lookups)
         self._http = SyncTransport(wire, retries=retries, session=session,
                                    ssl_context=ssl_context)
         self._setup_decisions(policy, fallback, cache, strict)
@@ -250,7 +315,8 @@ class ClueClient(ClientBase):
 
         The file gives the server, the keys and ``timeout``; ``overrides`` are any of
         the constructor's settings (``timeout``, ``retries``, ``policy``, ``fallback``,
-        ``cache``, ``strict``, ``session``, ``ssl_context``, ``clock``).
+        ``cache``, ``strict``, ``session``, ``ssl_context``, ``clock``,
+        ``private_lookups``).
         """
         arguments = cls._config_arguments(path, passphrase)
         arguments.update(overrides)
@@ -272,6 +338,10 @@ class ClueClient(ClientBase):
     def _run(self, plan: Plan[T], timeout: float | None) -> T:
         deadline = self._deadline(timeout)
         return _calls.run(plan, lambda call: self._http.request(call, deadline))
+
+    def _run_each(self, plan: Plan[T], timeout: float) -> T:
+        """Run a long plan (replica pages, watch chunks) with ``timeout`` for each call."""
+        return _calls.run(plan, lambda call: self._http.request(call, Deadline(timeout)))
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -422,16 +492,79 @@ class ClueClient(ClientBase):
         pairs = _calls.identifiers_given({
             "phone": phone, "email": email, "ip": ip, "device_id": device_id,
             "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee})
-        return {r.id_type: r for r in self._run(_calls.lookup_many(self, pairs), timeout)}
+        return {r.id_type: r for r in self._run(self._lookup_plan(pairs), timeout)}
 
     def lookup_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]], *,
                     timeout: float | None = None) -> list[LookupResult]:
         """Look up many ``(type, value)`` pairs (or ``{"type":..., "value":...}``) at once.
 
-        Each identifier is asked under every network-key version; results come back in
-        the order given (1,000 tokens per request, all within one deadline).
+        Protocol 1 asks each identifier under every network-key version (1,000 tokens
+        per request). Private look-ups (protocol 2: the server's default once the
+        council says so, or ``private_lookups=True``) evaluate each identifier under the
+        newest version and fetch its bucket (docs/sdk.md). Results come back in the
+        order given, all within one deadline.
         """
-        return self._run(_calls.lookup_many(self, _calls.as_pairs(identifiers)), timeout)
+        return self._run(self._lookup_plan(_calls.as_pairs(identifiers)), timeout)
+
+    # -- private look-ups (protocol version 2) ----------------------------------------------------
+
+    def private_config(self, *, refresh: bool = False,
+                       timeout: float | None = None) -> _private.ServerConfig | None:
+        """The server's protocol-2 settings (``GET /v2/config``, cached for 300 s), or
+        None if it has no version 2."""
+        return self._run(_private.server_config(self._v2, refresh=refresh), timeout)
+
+    def sync_replica(self, store: ReplicaStore | str | os.PathLike[str], *,
+                     on_delta: Callable[[Delta], None] | None = None,
+                     timeout: float | None = None) -> int:
+        """Bring the replica in ``store`` (a :class:`ReplicaStore` or its directory) up to
+        date: signed pages until the server has no more; returns the records applied.
+
+        ``timeout`` is per page (default: the client's, at least 60 s). The store then
+        becomes :meth:`lookup_local`'s default.
+        """
+        return self._run_each(self._sync_plan(store, on_delta),
+                              self._each_deadline(timeout, 60.0))
+
+    def lookup_local(self, *, phone: str | None = None, email: str | None = None,
+                     ip: str | None = None, device_id: str | None = None,
+                     bank_account: str | None = None, jpqr_store: str | None = None,
+                     qr_payee: str | None = None, replica: ReplicaStore | None = None,
+                     timeout: float | None = None) -> dict[str, LookupResult]:
+        """Look up against the local replica: one counted evaluation request, and no
+        bucket prefix revealed. ``replica`` defaults to the store last synced."""
+        pairs = _calls.identifiers_given({
+            "phone": phone, "email": email, "ip": ip, "device_id": device_id,
+            "bank_account": bank_account, "jpqr_store": jpqr_store, "qr_payee": qr_payee})
+        return {r.id_type: r for r in self._run(self._local_plan(pairs, replica), timeout)}
+
+    def lookup_local_many(self, identifiers: Iterable[tuple[str, str] | dict[str, str]], *,
+                          replica: ReplicaStore | None = None,
+                          timeout: float | None = None) -> list[LookupResult]:
+        """:meth:`lookup_local` for many identifiers, results in the order given."""
+        return self._run(self._local_plan(_calls.as_pairs(identifiers), replica), timeout)
+
+    def watch_add(self, store: WatchStore | str | os.PathLike[str],
+                  customers: Iterable[tuple[str, str, str]], *,
+                  progress: Callable[[int, int], None] | None = None,
+                  timeout: float | None = None) -> int:
+        """Watch this member's own customers: ``(type, value, ref)`` each, ``ref`` the
+        member's own reference (never sent). Each identifier is one counted evaluation
+        (1,000 a request, ``progress(done, total)`` after each); the entries go into the
+        watch list in ``store`` (a :class:`WatchStore` or its directory). Returns the
+        entries watched. The next :meth:`watch_poll` matches the whole replica once.
+        """
+        return self._run_each(self._watch_add_plan(store, customers, progress),
+                              self._each_deadline(timeout, 30.0))
+
+    def watch_poll(self, store: WatchStore | str | os.PathLike[str], *,
+                   on_alert: Callable[[Alert], None] | None = None,
+                   timeout: float | None = None) -> list[Alert]:
+        """Sync the watch's replica and raise an :class:`Alert` per watched customer
+        reported, updated or cleared (``on_alert`` called for each as it is raised, then
+        all returned). Run it every minute or so; see docs/sdk.md."""
+        return self._run_each(self._watch_poll_plan(store, on_alert),
+                              self._each_deadline(timeout, 60.0))
 
     # -- risk decisions ---------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ know "did CLUE answer?" catch that one class. The tree::
     ClueError
     ├── InvalidIdentifier (also ValueError)    refused locally, nothing sent
     ├── ConfigError                            local configuration or key file
+    ├── PrivateLookupsUnavailable              the server has no protocol version 2
     ├── TransportError                         no usable answer arrived
     │   └── DeadlineExceeded (also TimeoutError)   the call's deadline passed
     ├── ResponseVerificationError              an answer arrived but is not CLUE's
@@ -46,6 +47,11 @@ class ConfigError(ClueError):
     """The local configuration or a key file is missing or unusable."""
 
 
+class PrivateLookupsUnavailable(ClueError):
+    """Private look-ups (protocol version 2) were asked for, and the server has none
+    (``GET /v2/config`` answered 404: an older server)."""
+
+
 class TransportError(ClueError):
     """CLUE could not be reached (connection refused or reset, TLS failure, client closed)."""
 
@@ -78,8 +84,11 @@ class ClockSkewError(ClueError):
 class ResponseVerificationError(ClueError):
     """The server's answer was unsigned, tampered with or signed by an unknown key.
 
-    Nothing in it is used: treat it as if no answer had arrived.
+    Nothing in it is used: treat it as if no answer had arrived. ``status`` is the
+    refused answer's HTTP status, when the SDK got that far.
     """
+
+    status: int | None = None
 
 
 class GatewayError(ResponseVerificationError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,11 @@ class Report:
     #: When the council suspended it (its reporter missed a dispute deadline): it no
     #: longer matches. None if it is not suspended.
     suspended_at: dt.datetime | None = None
+    #: Protocol version 2: the OPRF key version of the report's entry, and the entry's
+    #: 16-byte id (an e-mail: its exact entry), when the server computed one. A replica
+    #: holder keeps these to say ``reported_by_me`` locally.
+    oprf_version: int | None = None
+    entry_id: bytes | None = None
 
     @property
     def suspended(self) -> bool:
@@ -96,6 +102,8 @@ class Report:
     def from_json(cls, data: dict[str, Any], note: str | None = None) -> Report:
         created = data.get("created")
         suspended_at = data.get("suspended_at")
+        entry_id = _entry_id(data.get("entry_id"))
+        oprf_version = data.get("oprf_version")
         return cls(
             id=_str(data["id"]), id_type=_str(data["type"]), category=_str(data["category"]),
             key_version=_int(data["key_version"]),
@@ -103,6 +111,8 @@ class Report:
             expired=_bool(data.get("expired", False)),
             created=None if created is None else _bool(created), note=note,
             suspended_at=_opt_datetime(suspended_at),
+            oprf_version=None if oprf_version is None else _int(oprf_version),
+            entry_id=entry_id,
         )
 
 
@@ -320,3 +330,13 @@ def _iso(value: dt.datetime | None) -> str | None:
     if value.utcoffset() == dt.timedelta(0):
         return value.replace(tzinfo=None).isoformat() + "Z"
     return value.isoformat()
+
+
+def _entry_id(value: Any) -> bytes | None:
+    """A report's ``entry_id``: base64url of 16 bytes, or null."""
+    if value is None:
+        return None
+    raw = base64.urlsafe_b64decode(_str(value) + "==")
+    if len(raw) != 16 or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != value:
+        raise ValueError("entry_id is not the base64url of 16 bytes")
+    return raw

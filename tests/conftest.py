@@ -156,14 +156,18 @@ def network_keys() -> keys.Keyring:
 def make_client(app: Any, network_keys: keys.Keyring, server_keys_dir: Path) -> Any:
     server = load_server_keys(server_keys_dir)
 
-    def make(creds: Creds, ring: keys.Keyring | None = None) -> tuple[ClueClient, WSGIAdapter]:
+    # Protocol 1 unless a test asks otherwise: these clients' requests are counted, and
+    # following the server's choice costs a GET /v2/config first.
+    def make(creds: Creds, ring: keys.Keyring | None = None, *,
+             private_lookups: bool | None = False) -> tuple[ClueClient, WSGIAdapter]:
         adapter = WSGIAdapter(app)
         session = requests.Session()
         session.mount(BASE_URL, adapter)
         client = ClueClient(BASE_URL, signing_key=creds.signing_key,
                             server_public_key=server.public_key,
                             server_key_id=server.signing_key_id,
-                            network_keys=ring or network_keys, session=session, retries=0)
+                            network_keys=ring or network_keys, session=session, retries=0,
+                            private_lookups=private_lookups)
         return client, adapter
 
     return make

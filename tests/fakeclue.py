@@ -100,6 +100,7 @@ class FakeClue:
             thread.join(timeout=5)
 
     def client(self, **options: Any) -> ClueClient:
+        options.setdefault("private_lookups", False)  # scripts answer protocol 1's requests
         options.setdefault("network_keys", keys.Keyring([keys.new_symmetric_key("network", 1)]))
         options.setdefault("signing_key", keys.generate_signing_key())
         return ClueClient(self.url, server_public_key=self.key.public_key(),
@@ -108,6 +109,7 @@ class FakeClue:
     def async_client(self, **options: Any) -> Any:
         from clue_client import AsyncClueClient
 
+        options.setdefault("private_lookups", False)
         options.setdefault("network_keys", keys.Keyring([keys.new_symmetric_key("network", 1)]))
         options.setdefault("signing_key", keys.generate_signing_key())
         return AsyncClueClient(self.url, server_public_key=self.key.public_key(),

@@ -5,7 +5,9 @@ Internal: use :meth:`ClueClient.check_signup` / :meth:`ClueClient.check_payment`
 the same methods of :class:`AsyncClueClient` (``check_async`` / ``check_qr_async``).
 
 One check is at most one signed ``POST /lookups`` for everything not in the cache
-(the account's identifiers and, for a scanned QR code, its payees and store), sent
+(the account's identifiers and, for a scanned QR code, its payees and store) -- or,
+with private look-ups (protocol 2), one evaluation and one bucket request, after a
+``GET /v2/config`` at most every 300 s -- sent
 without retries and abandoned at the deadline (``Fallback.timeout_ms`` after the
 call, 300 ms by default; ``check_static_qr(timeout=)`` may set its own). The sync
 client runs the request on a small shared thread pool so that the deadline holds
@@ -28,8 +30,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from clue_client._calls import lookup_results, merge
-from clue_client._wire import Call, Deadline
+from clue_client._calls import Plan, run, run_async
+from clue_client._private import lookup_groups
+from clue_client._wire import Deadline
 from clue_client.decisions.cache import LookupCache, request_key
 from clue_client.decisions.engine import decide, decide_degraded
 from clue_client.decisions.models import Decision, Evidence, IdentifierEvidence, QrEvidence
@@ -174,8 +177,10 @@ class DecisionService:
         error: ClueError | None = None
         if pending.fetch:
             try:
-                call, deadline = self._call(pending)
-                fresh = self._results(pending, await self.client._http.request(call, deadline))
+                plan = self._plan(pending)
+                deadline = pending.deadline
+                fresh = await run_async(
+                    plan, lambda call: self.client._http.request(call, deadline))
             except ClueError as exc:
                 if self.strict:
                     raise
@@ -276,41 +281,35 @@ class DecisionService:
                 unchecked.append((id_type, exc.reason))
         return scan, None
 
-    def _call(self, pending: _Pending) -> tuple[Call, Deadline]:
-        items = [item for i in pending.fetch for item in pending.asks[i].items]
-        if len(items) > MAX_ITEMS:
+    def _plan(self, pending: _Pending) -> Plan[list[LookupResult]]:
+        """The look-up of every ask to fetch, by protocol 1 or 2 as the client chooses
+        (``private_lookups``; the server's config is cached for 300 s)."""
+        asks = [pending.asks[i] for i in pending.fetch]
+        if sum(len(ask.items) for ask in asks) > MAX_ITEMS:
             raise ValueError(f"a check asks at most {MAX_ITEMS} tokens")
         if pending.deadline.left() <= 0:
             raise DeadlineExceeded(f"no time left for CLUE within "
                                    f"{pending.deadline.timeout * 1000:.0f} ms",
                                    pending.deadline.timeout)
         # No retries: the budget is too short for one, and a fallback is the answer.
-        return Call("POST", "/lookups", {"items": items}), pending.deadline
+        return lookup_groups(self.client._v2, [ask.items for ask in asks], [""] * len(asks),
+                             self.client.private_lookups, retry=False)
 
     def _fetch(self, pending: _Pending) -> list[LookupResult]:
         if inspect.iscoroutinefunction(self.client._http.request):
             raise TypeError("an AsyncClueClient's checks are awaited: use check_async")
-        call, deadline = self._call(pending)
+        plan = self._plan(pending)
+        deadline = pending.deadline
         # The client's own signed transport (same keys, same connection pool), with the
-        # check's deadline, which it enforces on every socket operation.
-        future: Future[Any] = _executor().submit(self.client._http.request, call, deadline)
+        # check's deadline, which it enforces on every socket operation. A private
+        # look-up is two requests (evaluation, bucket), both within the deadline.
+        future: Future[list[LookupResult]] = _executor().submit(
+            run, plan, lambda call: self.client._http.request(call, deadline))
         try:
-            data = future.result(timeout=max(deadline.left(), 0))
+            return future.result(timeout=max(deadline.left(), 0))
         except FutureTimeout as exc:
             future.cancel()
             raise deadline.exceeded() from exc
-        return self._results(pending, data)
-
-    def _results(self, pending: _Pending, data: Any) -> list[LookupResult]:
-        asks = [pending.asks[i] for i in pending.fetch]
-        items = [item for ask in asks for item in ask.items]
-        results = lookup_results(items, data)
-        merged: list[LookupResult] = []
-        start = 0
-        for ask in asks:
-            merged.append(merge(results[start:start + len(ask.items)]))
-            start += len(ask.items)
-        return merged
 
 
 def _qr_evidence(scan: ScannedQr | None, answered: list[tuple[_Ask, LookupResult]]

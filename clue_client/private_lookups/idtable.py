@@ -92,6 +92,11 @@ class IdTable:
     def __len__(self) -> int:
         return self._count
 
+    def blocks(self) -> tuple[bytes, bytes]:
+        """The sorted ids and their values, each one ``bytes``: what a file keeps, and
+        what the constructor takes back."""
+        return self._ids, self._values
+
     def find(self, record_id: bytes) -> int:
         """The position of ``record_id``, or -1."""
         if len(record_id) != ID_BYTES:

@@ -210,6 +210,22 @@ class Replica:
                 self.compact()
         self.cursor, self.issued_at = delta.to, delta.issued_at
 
+    @classmethod
+    def restore(cls, oprf_version: int, cursor: int, issued_at: int, base: IdTable,
+                changes: Mapping[bytes, bytes | None]) -> Replica:
+        """A replica as :meth:`snapshot` left it (a store reading its files back)."""
+        if base.value_size != SEALED_BYTES:
+            raise ValueError(f"a replica's values are {SEALED_BYTES}-byte sealed answers")
+        replica = cls(oprf_version)
+        replica.cursor, replica.issued_at = cursor, issued_at
+        replica._base, replica._changes = base, dict(changes)
+        return replica
+
+    def snapshot(self) -> tuple[IdTable, dict[bytes, bytes | None]]:
+        """The base table (immutable: a store rewrites it only when it is another
+        object) and a copy of the changes applied since."""
+        return self._base, dict(self._changes)
+
     def compact(self) -> None:
         """Fold the applied changes into a new base table."""
         if self._changes:

@@ -64,6 +64,7 @@ def make_async(app: Any, network_keys: keys.Keyring, server_keys_dir: Path) -> A
     def make(creds: Creds, **options: Any) -> tuple[AsyncClueClient, AsyncWSGITransport]:
         transport = AsyncWSGITransport(app)
         options.setdefault("fallback", Fallback("watch", 10_000))
+        options.setdefault("private_lookups", False)  # requests counted: protocol 1
         client = AsyncClueClient(BASE_URL, signing_key=creds.signing_key,
                                  server_public_key=server.public_key,
                                  server_key_id=server.signing_key_id, network_keys=network_keys,

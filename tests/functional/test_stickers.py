@@ -84,6 +84,7 @@ def make_scanner(app, network_keys, server_keys_dir):
         session = requests.Session()
         session.mount(BASE_URL, adapter)
         options.setdefault("fallback", GENEROUS)
+        options.setdefault("private_lookups", False)  # one request per check: protocol 1
         client = ClueClient(BASE_URL, signing_key=creds.signing_key,
                             server_public_key=server.public_key,
                             server_key_id=server.signing_key_id, network_keys=network_keys,
