@@ -7,6 +7,7 @@
     clue lookup --phone 090-1234-5678
     clue reports
     clue withdraw r_...
+    clue watch add customers.csv && clue watch run --alerts alerts.jsonl
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from clue_client.errors import (
 )
 from clue_client.models import Report
 from clue_client.protocol import CATEGORIES
+from clue_client.watch_cli import watch_group
 
 ID_TYPE = click.Choice(canonical.ID_TYPES)
 CATEGORY = click.Choice(CATEGORIES)
@@ -68,6 +70,9 @@ CATEGORY = click.Choice(CATEGORIES)
 def main(ctx: click.Context, config_file: Path | None) -> None:
     """Report and check fraud identifiers through CLUE without revealing them."""
     ctx.obj = config_path(config_file)
+
+
+main.add_command(watch_group)
 
 
 def _passphrase(*, new: bool = False, ask: bool = False) -> bytes | None:
