@@ -26,8 +26,8 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 import keys
 from clue_client import ReportInput, keyshare, protocol
-from clue_client.protocol import b64url
 from clue_client.errors import NotFoundError
+from clue_client.protocol import b64url
 from clue_server import api
 from clue_server.config import CATEGORIES, ID_TYPES, Settings
 from clue_server.errors import ALL_ERRORS, PROBLEM_TYPE_PREFIX
