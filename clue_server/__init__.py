@@ -78,6 +78,12 @@ def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = Tru
         with sessions() as session:
             return council.retention_days(session, extensions["clue_settings"])
 
+    def _private() -> tuple[int, int]:
+        with sessions() as session:
+            return council.private_lookups(session)
+
+    extensions["clue_private_settings"] = Refreshed(_private)
+    invalidate_on_change(extensions["clue_private_settings"], CouncilSetting)
     extensions["clue_retired_versions"] = Refreshed(_retired)
     extensions["clue_retention"] = Refreshed(_retention)
     invalidate_on_change(extensions["clue_key_cache"], Member, MemberKey)

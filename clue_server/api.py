@@ -1,4 +1,4 @@
-"""API v1: one parent blueprint that authenticates every request and signs every answer.
+"""API v1 and v2: parent blueprints that authenticate every request and sign every answer.
 
 Domain blueprints (reports, lookups) hang under it; ``/v1/openapi.json`` and
 ``/v1/server-key`` are the only unsigned-request endpoints (their answers are
@@ -22,6 +22,7 @@ from clue_server.disputes.views import bp as disputes_bp
 from clue_server.errors import ClueError, problem_response
 from clue_server.lookups.views import bp as lookups_bp
 from clue_server.networkkeys.views import members_bp, network_bp
+from clue_server.private.views import bp as private_bp
 from clue_server.quotas.counters import NonceClaim
 from clue_server.quotas.views import bp as limits_bp
 from clue_server.reports.views import bp as reports_bp
@@ -30,10 +31,9 @@ bp = Blueprint("v1", __name__, url_prefix="/v1")
 PUBLIC_ENDPOINTS = {"v1.openapi", "v1.server_key"}
 #: Endpoints that claim the request's nonce together with their own counting statement
 #: (one round trip fewer); if they fail before that, the claim is made when they answer.
-CLAIM_LATER = {"v1.lookups.lookup"}
+CLAIM_LATER = {"v1.lookups.lookup", "v2.evaluations"}
 
 
-@bp.before_request
 def _authenticate() -> None:
     state = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
     state.nonce = None
@@ -93,10 +93,14 @@ bp.register_blueprint(members_bp)
 bp.register_blueprint(network_bp)
 bp.register_blueprint(disputes_bp)
 bp.register_blueprint(limits_bp)
+# Protocol version 2 (private look-ups): its own prefix, the same checks and signatures.
+for _blueprint in (bp, private_bp):
+    _blueprint.before_request(_authenticate)
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
+    app.register_blueprint(private_bp)
 
     outages = app.extensions["clue_outages"]
 
@@ -113,7 +117,7 @@ def init_app(app: Flask) -> None:
             except ClueError as refused:
                 response = problem_response(refused, refused.headers)
         path = req.path
-        if path.startswith("/v1/") or path == "/v1":
+        if path.startswith(("/v1/", "/v2/")) or path in ("/v1", "/v2"):
             # A refused request has no verified nonce; echo the one it claims.
             nonce = g.get("nonce") or protocol.read_nonce(req.headers)
             auth.sign_response(response, req, app.extensions["clue_keys"], nonce)

@@ -83,6 +83,18 @@ class NotCustodian(ClueError):
     status, slug, title = 409, "not-custodian", "Only the version's custodian may share it"
 
 
+class PrefixBitsChanged(ClueError):
+    """A bucket request made for another prefix length than the council's current one."""
+
+    status, slug, title = 409, "prefix-bits-changed", "The bucket prefix length has changed"
+
+
+class CursorExpired(ClueError):
+    """A replica cursor older than the oldest kept tombstone: download again from 0."""
+
+    status, slug, title = 410, "cursor-expired", "Replica cursor too old"
+
+
 class PayloadTooLarge(ClueError):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
@@ -115,7 +127,7 @@ ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
     PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, NotCustodian, ServiceUnavailable,
-    StoreRestarted,
+    StoreRestarted, PrefixBitsChanged, CursorExpired,
 )
 
 

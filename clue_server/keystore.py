@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -23,6 +23,8 @@ SIGNING_PUBLIC_FILE = "server-signing.pub"
 NEXT_SIGNING_FILE = "server-signing-next.key"
 NEXT_SIGNING_PUBLIC_FILE = "server-signing-next.pub"
 PEPPER_PURPOSE = "pepper"
+#: Seeds of the OPRF keys of private look-ups (docs/private-lookups.md §2), one per version.
+OPRF_PURPOSE = "oprf"
 #: The web console's session-signing secret: 32 random bytes, mode 0600 (docs/console.md).
 CONSOLE_SESSION_FILE = "console-session.key"
 
@@ -34,6 +36,14 @@ class ServerKeys:
     peppers: keys.Keyring
     #: A staged successor key, published (endorsed by the current key) before it takes over.
     next_signing_key: Ed25519PrivateKey | None = None
+    #: The OPRF keys by version (``skS = DeriveKeyPair(seed, "clue oprf v<N>")``); empty
+    #: until the first ``oprf-v1.key`` exists (then protocol v2 answers 404).
+    oprf_keys: dict[int, keys.OprfKey] = field(default_factory=dict)
+
+    @property
+    def oprf_version(self) -> int | None:
+        """The OPRF key version new entries are made under (the newest)."""
+        return max(self.oprf_keys, default=None)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -64,6 +74,8 @@ def ensure_server_keys(directory: Path) -> list[str]:
         path = keys.keyring_path(directory, PEPPER_PURPOSE, 1)
         keys.save_symmetric_key(path, keys.new_symmetric_key(PEPPER_PURPOSE, 1))
         created.append(str(path))
+    if not any(directory.glob(f"{OPRF_PURPOSE}-v*.key")):
+        created.append(str(new_oprf_key(directory)[1]))
     if not (directory / CONSOLE_SESSION_FILE).exists():
         console_session_secret(directory)
         created.append(str(directory / CONSOLE_SESSION_FILE))
@@ -81,7 +93,30 @@ def load_server_keys(directory: Path) -> ServerKeys:
         next_key = loaded
     return ServerKeys(signing_key=signing_key,
                       signing_key_id=server_key_id(signing_key.public_key()),
-                      peppers=peppers, next_signing_key=next_key)
+                      peppers=peppers, next_signing_key=next_key,
+                      oprf_keys=load_oprf_keys(directory))
+
+
+def oprf_key_info(version: int) -> bytes:
+    """DeriveKeyPair's info string for OPRF key ``version`` (docs/private-lookups.md §2)."""
+    return f"clue oprf v{version}".encode()
+
+
+def load_oprf_keys(directory: Path) -> dict[int, keys.OprfKey]:
+    if not any(directory.glob(f"{OPRF_PURPOSE}-v*.key")):
+        return {}
+    return {seed.version: keys.OprfKey.derive(seed.secret, oprf_key_info(seed.version))
+            for seed in keys.load_keyring(directory, OPRF_PURPOSE)}
+
+
+def new_oprf_key(directory: Path) -> tuple[int, Path]:
+    """Add the next OPRF key version (its 32-byte seed); returns the version and file.
+    Entries are made under the newest; older versions keep answering until retired."""
+    versions = load_oprf_keys(directory)
+    version = max(versions, default=0) + 1
+    path = keys.keyring_path(directory, OPRF_PURPOSE, version)
+    keys.save_symmetric_key(path, keys.new_symmetric_key(OPRF_PURPOSE, version))
+    return version, path
 
 
 def stage_next_signing_key(directory: Path) -> Ed25519PublicKey:

@@ -8,13 +8,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-PURPOSES = ("member-signing", "member-hpke", "member-notes", "server-signing", "network", "pepper")
+PURPOSES = ("member-signing", "member-hpke", "member-notes", "server-signing", "network", "pepper",
+            "oprf")
 """Every purpose a key file may have; a key is only ever loaded for its own purpose."""
 
 SIGNING_PURPOSES = frozenset({"member-signing", "server-signing"})  # Ed25519
 HPKE_PURPOSES = frozenset({"member-hpke"})  # X25519
 PRIVATE_PURPOSES = SIGNING_PURPOSES | HPKE_PURPOSES
-SYMMETRIC_PURPOSES = frozenset({"network", "pepper", "member-notes"})  # 32-byte secrets
+SYMMETRIC_PURPOSES = frozenset({"network", "pepper", "member-notes", "oprf"})  # 32-byte secrets
 
 SECRET_SIZE = 32
 """Bytes of every symmetric key (HMAC-SHA256 wants a key of its block-size order)."""

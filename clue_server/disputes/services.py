@@ -27,6 +27,7 @@ from clue_server.disputes.models import ANSWERS, Dispute, DisputeReport
 from clue_server.errors import BadRequest, NotFound, ValidationFailed
 from clue_server.keystore import ServerKeys
 from clue_server.members.models import Member
+from clue_server.private import store as entries
 from clue_server.quotas import settings as council
 from clue_server.reports import services as reports
 from clue_server.reports.models import Report
@@ -192,6 +193,8 @@ def open_dispute(session: Session, member_id: str, new: NewDispute, server_keys:
         session.add(DisputeReport(dispute_id=dispute.id, report_id=report.id,
                                   reporter_id=report.member_id))
     session.flush()
+    entries.refresh_all(session, entries.entries_of_reports(session, [r.id for r in routed]),
+                        now)  # now disputed
     audit.record(session, actor=member_id, action="dispute.open", subject=dispute.id,
                  id_type=new.id_type, reports=len(routed),
                  reporters=len({r.member_id for r in routed}), deadline=iso_utc(dispute.deadline))
@@ -304,6 +307,10 @@ def answer(session: Session, member_id: str, dispute_id: str, given: Answer, *,
         DisputeReport.dispute_id == dispute.id, DisputeReport.answer.is_(None))).first()
     if left is None:
         dispute.status, dispute.closed_at = "resolved", now
+        session.flush()  # no longer disputed: reseal what is left of its reports
+        entries.refresh_all(session, entries.entries_of_reports(session, session.scalars(
+            select(DisputeReport.report_id).where(DisputeReport.dispute_id == dispute.id))),
+            now)
     audit.record(session, actor=member_id, action="dispute.answer", subject=dispute.id,
                  answer=given.answer, reports=[r.report_id for r in pending],
                  withdrawn=withdrawn, status=dispute.status)
@@ -414,6 +421,11 @@ def suspend_overdue(session: Session, now: dt.datetime, actor: str,
                 report.suspended_at = now
                 suspended.append(report.id)
         dispute.status, dispute.closed_at = "expired", now
+        session.flush()  # suspended, and the rest no longer disputed: reseal
+        entries.refresh_all(session, entries.entries_of_reports(
+            session, [r.report_id for r in silent] + list(session.scalars(
+                select(DisputeReport.report_id).where(
+                    DisputeReport.dispute_id == dispute.id)))), now)
         total += len(suspended)
         audit.record(session, actor=actor, action="dispute.suspend_overdue", subject=dispute.id,
                      count=len(suspended), report_ids=suspended,

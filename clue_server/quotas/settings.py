@@ -4,7 +4,9 @@ Stored in ``council_settings``; every change is audited by the caller.
 
 Keys: ``retention_days.<type>`` (maximum days a report of that type may live),
 ``quota.daily_lookups`` and ``quota.daily_registrations`` (per-member defaults),
-``dispute.deadline_days``.
+``dispute.deadline_days``; for private look-ups (docs/private-lookups.md)
+``private.prefix_bits`` (bucket prefix length) and ``private.lookup_protocol`` (which
+protocol the SDK's look-ups use: 1 until the council declares the move to v2 done).
 """
 
 from __future__ import annotations
@@ -21,8 +23,14 @@ DEFAULT_DAILY_LOOKUPS = 200_000
 DEFAULT_DAILY_REGISTRATIONS = 50_000
 DEFAULT_DISPUTE_DEADLINE_DAYS = 14
 MAX_DISPUTE_DEADLINE_DAYS = 365
+DEFAULT_PREFIX_BITS = 16
+#: Fewer than 12 bits makes buckets of more than 1/4,096 of the register (large
+#: answers); more than 20 leaves fewer than ~300 phone numbers per bucket.
+PREFIX_BITS_RANGE = (12, 20)
 KNOWN_KEYS = frozenset({*(f"retention_days.{t}" for t in ID_TYPES), "quota.daily_lookups",
-                        "quota.daily_registrations", "dispute.deadline_days"})
+                        "quota.daily_registrations", "dispute.deadline_days",
+                        "private.prefix_bits", "private.lookup_protocol",
+                        "private.tombstone_horizon"})
 
 
 class SettingError(ValueError):
@@ -76,4 +84,28 @@ def set_dispute_deadline_days(session: Session, days: int, *, actor: str) -> int
     set_int(session, "dispute.deadline_days", days, maximum=MAX_DISPUTE_DEADLINE_DAYS)
     audit.record(session, actor=actor, action="dispute.deadline_set", subject="council",
                  days=days, previous=previous)
+    return previous
+
+
+def private_lookups(session: Session) -> tuple[int, int]:
+    """(``prefix_bits``, ``lookup_protocol``). A database made by ``create_all`` rather
+    than the migrations has no ``lookup_protocol`` row: nothing to migrate, so 2."""
+    return (get_int(session, "private.prefix_bits", DEFAULT_PREFIX_BITS),
+            get_int(session, "private.lookup_protocol", 2))
+
+
+def set_private_lookups(session: Session, *, actor: str, prefix_bits: int | None = None,
+                        lookup_protocol: int | None = None) -> tuple[int, int]:
+    """Change either setting (audited); returns the previous pair."""
+    from clue_server.audit import services as audit
+
+    previous = private_lookups(session)
+    if prefix_bits is not None:
+        set_int(session, "private.prefix_bits", prefix_bits, minimum=PREFIX_BITS_RANGE[0],
+                maximum=PREFIX_BITS_RANGE[1])
+    if lookup_protocol is not None:
+        set_int(session, "private.lookup_protocol", lookup_protocol, minimum=1, maximum=2)
+    audit.record(session, actor=actor, action="private.settings_set", subject="council",
+                 prefix_bits=prefix_bits, lookup_protocol=lookup_protocol,
+                 previous_prefix_bits=previous[0], previous_lookup_protocol=previous[1])
     return previous

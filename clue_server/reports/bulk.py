@@ -34,29 +34,37 @@ class Existing(NamedTuple):
     created_at: dt.datetime
     expires_at: dt.datetime
     suspended_at: dt.datetime | None
+    oprf_version: int | None
+    entry_id: bytes | None
 
 
 _COLUMNS = ("id, id_type, category, key_version, token_hash, note, created_at, expires_at, "
-            "suspended_at")
+            "suspended_at, oprf_version, entry_id")
 _INSERT_COLUMNS = ("id", "member_id", "id_type", "category", "key_version", "pepper_version",
-                   "token_hash", "folded_hash", "created_at", "expires_at", "note")
+                   "token_hash", "folded_hash", "created_at", "expires_at", "note",
+                   "oprf_version", "entry_id", "folded_entry_id")
 _ZERO_HASH = bytes(32)  # stands for "no folded hash" in the concatenation
+_ZERO_ID = bytes(16)  # and for "no entry id"
 _PG_INSERT = (
     f"INSERT INTO reports ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608 - constants only
     "SELECT v.id, %(member_id)s, v.id_type, v.category, v.key_version, %(pepper)s, "
     "substring(%(hashes)b::bytea FROM v.n::integer * 32 - 31 FOR 32), "
     "NULLIF(substring(%(folded)b::bytea FROM v.n::integer * 32 - 31 FOR 32), %(zero)b), "
-    "%(created)s, %(created)s + make_interval(secs => v.days * 86400), v.note "
+    "%(created)s, %(created)s + make_interval(secs => v.days * 86400), v.note, "
+    "NULLIF(v.oprf, 0), "
+    "NULLIF(substring(%(entries)b::bytea FROM v.n::integer * 16 - 15 FOR 16), %(zero_id)b), "
+    "NULLIF(substring(%(folded_entries)b::bytea FROM v.n::integer * 16 - 15 FOR 16), "
+    "%(zero_id)b) "
     "FROM unnest(string_to_array(%(ids)s, ','), string_to_array(%(types)s, ','), "
     "string_to_array(%(categories)s, ','), string_to_array(%(versions)s, ',')::integer[], "
     "string_to_array(%(days)s, ',')::integer[], "
-    "COALESCE(%(notes)b::bytea[], '{}'::bytea[])) "
-    "WITH ORDINALITY AS v(id, id_type, category, key_version, days, note, n) "
+    "COALESCE(%(notes)b::bytea[], '{}'::bytea[]), string_to_array(%(oprf)s, ',')::integer[]) "
+    "WITH ORDINALITY AS v(id, id_type, category, key_version, days, note, oprf, n) "
     "ON CONFLICT DO NOTHING RETURNING id")
 _PG_EXISTING = (f"SELECT {_COLUMNS} FROM reports "  # noqa: S608 - constants only
                 "WHERE member_id = %(member_id)s AND token_hash = ANY("
                 + HASHES_SQL.format(p="%(hashes)b::bytea") + ")")
-_SQLITE_ROWS = 200  # rows per INSERT: 2,200 parameters, well under SQLite's limit
+_SQLITE_ROWS = 200  # rows per INSERT: 2,800 parameters, well under SQLite's limit
 
 
 @functools.cache
@@ -96,7 +104,7 @@ def existing(conn: Connection, member_id: str, hashes: Sequence[bytes]
                                [*chunk, member_id])
                 rows += [Existing(*row[:6], from_sqlite_time(row[6]),
                                   from_sqlite_time(row[7]),
-                                  from_sqlite_time(row[8]) if row[8] else None)
+                                  from_sqlite_time(row[8]) if row[8] else None, *row[9:])
                          for row in cursor.fetchall()]
     finally:
         cursor.close()
@@ -111,7 +119,8 @@ def insert(conn: Connection, rows: Sequence[dict[str, Any]], *, member_id: str,
     """Insert the rows that do not collide with a stored one; the ids inserted.
 
     Every row has ``member_id``, ``pepper_version`` and ``created_at`` as given, and
-    expires ``expires_in_days`` (one per row) days after ``created_at``.
+    expires ``expires_in_days`` (one per row) days after ``created_at``; its
+    ``oprf_version``, ``entry_id`` and ``folded_entry_id`` may be None.
     """
     if not rows:
         return set()
@@ -130,6 +139,10 @@ def insert(conn: Connection, rows: Sequence[dict[str, Any]], *, member_id: str,
                 "folded": b"".join(row["folded_hash"] or _ZERO_HASH for row in rows),
                 "zero": _ZERO_HASH,
                 "notes": notes if any(note is not None for note in notes) else None,
+                "oprf": ",".join(str(row["oprf_version"] or 0) for row in rows),
+                "entries": b"".join(row["entry_id"] or _ZERO_ID for row in rows),
+                "folded_entries": b"".join(row["folded_entry_id"] or _ZERO_ID for row in rows),
+                "zero_id": _ZERO_ID,
             }, prepare=True)
             return {row[0] for row in cursor.fetchall()}
         inserted: set[str] = set()

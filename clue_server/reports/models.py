@@ -26,6 +26,11 @@ class Report(Base):
               postgresql_where=text("folded_hash IS NOT NULL"),
               sqlite_where=text("folded_hash IS NOT NULL")),
         Index("ix_reports_expires_at", "expires_at"),
+        # Protocol v2: the reports behind an entry (clue_server.private.store.refresh).
+        Index("ix_reports_entry", "oprf_version", "entry_id"),
+        Index("ix_reports_folded_entry", "oprf_version", "folded_entry_id",
+              postgresql_where=text("folded_entry_id IS NOT NULL"),
+              sqlite_where=text("folded_entry_id IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -42,3 +47,9 @@ class Report(Base):
     note: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    #: Protocol v2 (docs/private-lookups.md §5): the OPRF key version and the ids of the
+    #: entry (exact) and, for an e-mail, of its folded entry. NULL until the report was
+    #: registered (or re-registered) while the server held an OPRF key.
+    oprf_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)
+    folded_entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(16), nullable=True)

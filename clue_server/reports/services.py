@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from clue_server.audit import services as audit
 from clue_server.config import CATEGORIES, ID_TYPES, Settings
-from clue_server.db import iso_utc
+from clue_server.db import iso_utc, utcnow
 from clue_server.errors import NotFound
 from clue_server.keystore import ServerKeys
+from clue_server.private import store as entries
 from clue_server.reports import bulk
 from clue_server.reports.models import Report
 from clue_server.validation import (
@@ -135,13 +136,18 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     """
     conn = session.connection()
     pepper = server_keys.peppers.current.version
+    oprf = server_keys.oprf_version
     hashes = [server_keys.token_hashes(new.token) for new in reports]
     known = bulk.existing(conn, member_id, [h for hs in hashes for h in hs])
     expired = [row.id for row in known.values() if row.expires_at <= now]
     if expired:
+        gone = entries.entries_of_reports(session, expired)
         conn.execute(delete(Report).where(Report.id.in_(expired)))
+        entries.refresh_all(session, gone, now)
         known = {k: row for k, row in known.items() if row.expires_at > now}
     answers: list[Any] = []
+    attach: dict[str, entries.Made] = {}
+    made_of: dict[tuple[str, str, bytes], entries.Made] = {}
     fresh: dict[tuple[str, str, bytes], dict[str, Any]] = {}
     days_of: dict[tuple[str, str, bytes], int] = {}
     expiry = {days: now + dt.timedelta(days=days) for days in
@@ -154,9 +160,19 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
                          if (new.id_type, new.category, h) in known), None)
         if existing is not None:
             answers.append(existing)
+            if oprf is not None and existing.oprf_version != oprf and existing.id not in attach:
+                # Stored before the OPRF key existed (or under an older one): registering
+                # it again is how it gets its entry (runbook, "Moving to private look-ups").
+                made = entries.make_entries(server_keys, new.id_type, new.token,
+                                            new.folded_token)
+                if made is not None:
+                    attach[existing.id] = made
             continue
         key = (new.id_type, new.category, token_hashes[0])
         if key not in fresh:
+            made = entries.make_entries(server_keys, new.id_type, new.token, new.folded_token)
+            if made is not None:
+                made_of[key] = made
             days_of[key] = new.expires_in_days
             fresh[key] = {
                 "id": f"{stamp}{position:04x}{random_hex[16 * position:16 * position + 16]}",
@@ -167,7 +183,10 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
                 "folded_hash": (server_keys.token_hash(new.folded_token)
                                 if new.folded_token else None),
                 "created_at": now, "expires_at": expiry[new.expires_in_days],
-                "note": new.note}
+                "note": new.note,
+                "oprf_version": made.oprf_version if made else None,
+                "entry_id": made.entry.entry_id if made else None,
+                "folded_entry_id": made.folded.entry_id if made and made.folded else None}
         answers.append(key)
     created_ids = bulk.insert(conn, list(fresh.values()), member_id=member_id,
                               pepper_version=pepper, created_at=now,
@@ -175,6 +194,8 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     lost = [k for k, row in fresh.items() if row["id"] not in created_ids]
     if lost:  # a concurrent request of the same member stored these first
         known.update(bulk.existing(conn, member_id, [k[2] for k in lost]))
+    _update_entries(session, attach, [made_of[k] for k, row in fresh.items()
+                                      if k in made_of and row["id"] in created_ids], now)
     iso = _IsoCache()
     results: list[dict[str, Any]] = []
     created: Counter[str] = Counter()
@@ -199,6 +220,21 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     return results, created
 
 
+def _update_entries(session: Session, attach: dict[str, Any], created: list[Any],
+                    now: dt.datetime) -> None:
+    """Create or reseal the entries of a registration's new and re-registered reports."""
+    if not attach and not created:
+        return
+    entries.attach(session, attach)
+    made = [*attach.values(), *created]
+    for version in {m.oprf_version for m in made}:
+        new: dict[bytes, Any] = {}
+        for m in made:
+            if m.oprf_version == version:
+                new.update(m.new_entries())
+        entries.refresh(session, version, new.keys(), now, new=new)
+
+
 def batch_digest(report_ids: Sequence[str]) -> dict[str, Any]:
     """What the audit log keeps of a registration: the count, the first and last id, and
     SHA-256 over the ids (sorted, one per line), not the list itself. An auditor holding
@@ -220,7 +256,10 @@ def withdraw(session: Session, member_id: str, report_id: str) -> None:
     # Another member's report is answered exactly like a missing one.
     if report is None or report.member_id != member_id:
         raise NotFound(f"no report {report_id[:40]!r} of yours")
+    touched = entries.entries_of_reports(session, [report.id])
     session.delete(report)
+    session.flush()
+    entries.refresh_all(session, touched, utcnow())
     audit.record(session, actor=member_id, action="report.withdraw", subject=report_id,
                  id_type=report.id_type, category=report.category)
 
@@ -315,7 +354,10 @@ def purge_expired(session: Session, *, now: dt.datetime, actor: str = "council")
     from clue_server.disputes.services import purge_with_expired_reports  # (imports us)
 
     purge_with_expired_reports(session, now=now, actor=actor)  # audited there
+    touched = entries.entries_expiring(session, now)
     result = session.execute(delete(Report).where(Report.expires_at <= now))
+    entries.refresh_all(session, touched, now)
+    entries.purge_tombstones(session, now)
     count = int(result.rowcount or 0)  # type: ignore[attr-defined]
     audit.record(session, actor=actor, action="report.purge_expired", subject="reports",
                  count=count, before=now.isoformat())
@@ -342,6 +384,10 @@ def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
         # longer matches, and its owner must be able to see that.
         "suspended": row.get("suspended_at") is not None,
         "suspended_at": iso_utc(row["suspended_at"]) if row.get("suspended_at") else None,
+        # Protocol v2: the report's entry (an e-mail's exact entry), so the member knows
+        # which entries are its own (docs/private-lookups.md §5); None before it has one.
+        "oprf_version": row.get("oprf_version"),
+        "entry_id": b64url(row["entry_id"]) if row.get("entry_id") else None,
     }
     if created is not None:
         data["created"] = created
@@ -349,4 +395,4 @@ def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
 
 
 _JSON_FIELDS = ("id", "id_type", "category", "key_version", "created_at", "expires_at", "note",
-                "suspended_at")
+                "suspended_at", "oprf_version", "entry_id")

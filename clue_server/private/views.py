@@ -1,0 +1,210 @@
+"""Protocol version 2 endpoints (docs/private-lookups.md §6 and §7).
+
+Authenticated and signed exactly like version 1 (``clue_server.api`` hangs this
+blueprint under the same checks). Nothing here learns an identifier: an evaluation sees
+a blinded element, a bucket request a short prefix, a replica request only a cursor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+from sqlalchemy import select
+
+import keys
+from clue_client.private_lookups.replica import Delta, encode_delta
+from clue_client.protocol import b64url
+from clue_server import db
+from clue_server.config import ID_TYPES
+from clue_server.errors import (
+    BadRequest,
+    CursorExpired,
+    NotFound,
+    PrefixBitsChanged,
+    ValidationFailed,
+)
+from clue_server.keystore import ServerKeys
+from clue_server.private.models import Entry, EntryCursor
+from clue_server.private.store import TOMBSTONE_HORIZON
+from clue_server.quotas import settings as council
+from clue_server.quotas.services import lookup_counter
+from clue_server.reports.models import Report
+from clue_server.validation import (
+    expect_choice,
+    expect_list,
+    expect_object,
+    item_error,
+    json_body,
+    token_or_none,
+)
+
+bp = Blueprint("v2", __name__, url_prefix="/v2")
+
+MAX_PREFIXES = 100
+MAX_REPLICA_PAGE = 100_000
+REPLICA_CONTENT_TYPE = "application/vnd.clue.replica-delta"
+
+
+def _keys() -> ServerKeys:
+    server_keys: ServerKeys = current_app.extensions["clue_keys"]
+    if server_keys.oprf_version is None:
+        raise NotFound("this server has no OPRF key yet, so private look-ups (protocol v2) "
+                       "are off: the council runs `clue-server oprf-key create`")
+    return server_keys
+
+
+def _settings() -> tuple[int, int]:
+    loaded: tuple[int, int] = current_app.extensions["clue_private_settings"]()
+    return loaded
+
+
+def _version(root: Any, server_keys: ServerKeys, pointer: str = "/oprf_version") -> int:
+    version = root["oprf_version"]
+    if type(version) is not int:
+        raise BadRequest("oprf_version must be an integer", pointer=pointer)
+    if version not in server_keys.oprf_keys:
+        held = ", ".join(map(str, sorted(server_keys.oprf_keys)))
+        raise ValidationFailed(f"oprf_version {version} is not held by this server (it holds "
+                               f"{held}); fetch GET /v2/config", pointer=pointer)
+    return version
+
+
+@bp.get("/config")
+def config() -> dict[str, Any]:
+    server_keys = _keys()
+    prefix_bits, lookup_protocol = _settings()
+    return {"oprf_version": server_keys.oprf_version,
+            "oprf_versions": sorted(server_keys.oprf_keys), "prefix_bits": prefix_bits,
+            "lookup_protocol": lookup_protocol,
+            "max_items": current_app.extensions["clue_settings"].max_batch_items,
+            "max_prefixes": MAX_PREFIXES}
+
+
+@bp.post("/evaluations")
+def evaluations() -> dict[str, Any]:
+    """BlindEvaluate each blinded element; every item counts one look-up of its type."""
+    server_keys = _keys()
+    root = expect_object(json_body(request), "", required={"oprf_version", "items"})
+    version = _version(root, server_keys)
+    items = expect_list(root["items"], "/items",
+                        max_items=current_app.extensions["clue_settings"].max_batch_items)
+    types: Counter[str] = Counter()
+    evaluated = []
+    key = server_keys.oprf_keys[version]
+    for index, raw in enumerate(items):
+        item = expect_object(raw, f"/items/{index}", required={"type", "blinded"})
+        types[expect_choice(item, "type", "/items", index, ID_TYPES)] += 1
+        element = token_or_none(item["blinded"])
+        if element is None:
+            raise item_error("/items", index, "blinded",
+                             "must be 32 bytes in unpadded base64url (43 characters)")
+        try:
+            evaluated.append(b64url(key.blind_evaluate(element)))
+        except keys.OprfError:  # not a canonical group element, or the identity
+            raise item_error("/items", index, "blinded",
+                             "is not a valid ristretto255 element") from None
+    # Counted (with the nonce claimed in the same step) only once the whole batch is
+    # good: a refused request costs no quota. Over the quota nothing is answered.
+    lookup_counter().count(g.caller.member_id, types, {}, db.utcnow(),
+                           nonce=g.pop("nonce_owed"))
+    prefix_bits, _ = _settings()
+    return {"oprf_version": version, "prefix_bits": prefix_bits, "evaluated": evaluated}
+
+
+@bp.post("/buckets")
+def buckets() -> dict[str, Any]:
+    """Every live entry whose bucket starts with each prefix; ``mine``: the caller's."""
+    server_keys = _keys()
+    root = expect_object(json_body(request), "",
+                         required={"oprf_version", "prefix_bits", "prefixes"})
+    version = _version(root, server_keys)
+    prefix_bits, _ = _settings()
+    if root["prefix_bits"] != prefix_bits or type(root["prefix_bits"]) is not int:
+        raise PrefixBitsChanged(f"buckets are {prefix_bits} bits now: GET /v2/config and "
+                                "ask again", prefix_bits=prefix_bits)
+    prefixes = expect_list(root["prefixes"], "/prefixes", max_items=MAX_PREFIXES)
+    for index, prefix in enumerate(prefixes):
+        if type(prefix) is not int or not 0 <= prefix < 1 << prefix_bits:
+            raise ValidationFailed(f"prefix {index} must be an integer from 0 to "
+                                   f"{(1 << prefix_bits) - 1}", pointer=f"/prefixes/{index}")
+    if len(set(prefixes)) != len(prefixes):
+        raise ValidationFailed("prefixes must be distinct", pointer="/prefixes")
+    session = db.get_session()
+    shift = 32 - prefix_bits
+    found = []
+    for prefix in prefixes:
+        rows = session.execute(select(Entry.entry_id, Entry.sealed).where(
+            Entry.oprf_version == version, Entry.deleted_at.is_(None),
+            Entry.bucket >= prefix << shift, Entry.bucket < (prefix + 1) << shift)
+            .order_by(Entry.entry_id)).all()
+        found.append((prefix, rows))
+    mine = _own_entries(session, version, [r.entry_id for _, rows in found for r in rows])
+    cursor = session.scalar(select(EntryCursor.seq).where(EntryCursor.id == 1)) or 0
+    return {"oprf_version": version, "prefix_bits": prefix_bits, "cursor": cursor,
+            "buckets": [{"prefix": prefix,
+                         "entries": b64url(b"".join(r.entry_id + r.sealed for r in rows)),
+                         "mine": [i for i, r in enumerate(rows) if r.entry_id in mine]}
+                        for prefix, rows in found]}
+
+
+def _own_entries(session: Any, version: int, ids: list[bytes]) -> set[bytes]:
+    """Which of ``ids`` stand for a live report of the caller (its "reported by me")."""
+    if not ids:
+        return set()
+    now, wanted, own = db.utcnow(), set(ids), set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for exact, folded in session.execute(
+                select(Report.entry_id, Report.folded_entry_id).where(
+                    Report.member_id == g.caller.member_id, Report.oprf_version == version,
+                    Report.entry_id.in_(chunk) | Report.folded_entry_id.in_(chunk),
+                    Report.expires_at > now, Report.suspended_at.is_(None))):
+            own.update(i for i in (exact, folded) if i in wanted)
+    return own
+
+
+@bp.get("/replica")
+def replica() -> Response:
+    """The entries changed since ``after``, in ``seq`` order, as one signed delta."""
+    server_keys = _keys()
+    unknown = set(request.args) - {"oprf_version", "after", "limit"}
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s): {', '.join(sorted(unknown))[:200]}")
+    version = _version({"oprf_version": _int_arg("oprf_version", None, 1, 2**32 - 1)},
+                       server_keys)
+    after = _int_arg("after", 0, 0, 2**63 - 1)
+    limit = _int_arg("limit", MAX_REPLICA_PAGE, 1, MAX_REPLICA_PAGE)
+    session = db.get_session()
+    horizon = council.get_int(session, TOMBSTONE_HORIZON, 0)
+    if 0 < after < horizon:
+        raise CursorExpired(f"changes before {horizon} were purged; download again from "
+                            "after=0", horizon=horizon)
+    query = (select(Entry.entry_id, Entry.sealed, Entry.seq)
+             .where(Entry.oprf_version == version, Entry.seq > after)
+             .order_by(Entry.seq).limit(limit + 1))
+    if after == 0:  # a full download: only what exists
+        query = query.where(Entry.deleted_at.is_(None))
+    rows = session.execute(query).all()
+    page, more = rows[:limit], len(rows) > limit
+    delta = Delta(oprf_version=version, after=after, to=page[-1].seq if page else after,
+                  issued_at=int(db.utcnow().timestamp()), more=more,
+                  puts=tuple((r.entry_id, r.sealed) for r in page if r.sealed is not None),
+                  deletes=tuple(r.entry_id for r in page if r.sealed is None))
+    body = encode_delta(delta, server_keys.signing_key, server_keys.signing_key_id)
+    return Response(body, content_type=REPLICA_CONTENT_TYPE)
+
+
+def _int_arg(name: str, default: int | None, minimum: int, maximum: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        if default is None:
+            raise BadRequest(f"query parameter {name} is required")
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+        raise BadRequest(f"{name} must be a whole number")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"{name} must be from {minimum} to {maximum}")
+    return value

@@ -1,0 +1,362 @@
+"""Protocol version 2 on the server (docs/private-lookups.md): entries follow reports,
+an evaluation sees only a blinded element and is counted, a bucket holds sealed
+entries only their evaluators open, the replica is a signed delta that follows every
+change.
+
+The member side is done here by hand with the shared pure functions (blind, finalize,
+derive, open), so these tests check the server against the specification rather than
+against the SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+import keys
+from clue_client import ReportInput, canonical, tokens
+from clue_client.private_lookups import entries as pl
+from clue_client.private_lookups.replica import parse_delta
+from clue_client.protocol import b64url
+from clue_server import db
+from clue_server.disputes import services as disputes
+from clue_server.keystore import load_server_keys
+from clue_server.private.models import Entry
+from clue_server.quotas import services as quotas
+from clue_server.quotas import settings as council
+from clue_server.reports import services as reports
+from clue_server.reports.models import Report
+from tests.helpers import Creds, signed
+
+PHONE = "090-1234-5678"
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _token(network_keys: keys.Keyring, id_type: str, value: str) -> tuple[bytes, bytes | None]:
+    key = network_keys.current.secret
+    canon = canonical.canonicalize(id_type, value)
+    folded = (tokens.derive_token(key, id_type, canonical.email_folded(canon))
+              if id_type == "email" else None)
+    return tokens.derive_token(key, id_type, canon), folded
+
+
+def _entry_ids(app: Any, *report_ids: str) -> list[bytes | None]:
+    with db.session_scope(app) as session:
+        return [session.get(Report, rid).entry_id for rid in report_ids]
+
+
+def _evaluate(http: Any, creds: Creds, id_type: str, inputs: Sequence[bytes]
+              ) -> tuple[list[bytes], dict[str, Any]]:
+    blinds = keys.oprf_blind_batch(list(inputs))
+    answer = signed(http, creds, "POST", "/v2/evaluations", {
+        "oprf_version": 1,
+        "items": [{"type": id_type, "blinded": b64url(b.blinded_element)} for b in blinds]})
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    outputs = keys.oprf_finalize_batch(blinds, [_b64(e) for e in body["evaluated"]])
+    return outputs, body
+
+
+def private_lookup(http: Any, creds: Creds, network_keys: keys.Keyring, id_type: str,
+                   value: str) -> tuple[pl.Answer | None, bool, str | None]:
+    """(answer, reported by me, match) as a v2 client computes them."""
+    token, folded = _token(network_keys, id_type, value)
+    (y,), config = _evaluate(http, creds, id_type, [folded or token])
+    if folded is not None:
+        exact, folded_ref = pl.derive_email_entries(y, token)
+        wanted = {"exact": exact, "folded": folded_ref}
+        placed = folded_ref
+    else:
+        wanted = {"exact": pl.derive_entry(y, "exact")}
+        placed = wanted["exact"]
+    bits = config["prefix_bits"]
+    prefix = pl.bucket_prefix(placed.entry_id, bits)
+    answer = signed(http, creds, "POST", "/v2/buckets",
+                    {"oprf_version": 1, "prefix_bits": bits, "prefixes": [prefix]})
+    assert answer.status_code == 200, answer.get_json()
+    (bucket,) = answer.get_json()["buckets"]
+    raw = _b64(bucket["entries"])
+    records = [raw[i:i + 54] for i in range(0, len(raw), 54)]
+    ids = [r[:16] for r in records]
+    assert ids == sorted(ids)
+    found, mine, match = [], False, None
+    for kind, ref in wanted.items():
+        if ref.entry_id in ids:
+            position = ids.index(ref.entry_id)
+            found.append(pl.open_answer(ref, 1, records[position][16:]))
+            mine = mine or position in bucket["mine"]
+            match = match or kind
+    return (pl.merge_answers(found) if found else None), mine, match
+
+
+@pytest.fixture
+def network(network_keys: keys.Keyring) -> keys.Keyring:
+    return network_keys
+
+
+def test_config_names_the_oprf_key_bucket_size_and_protocol(
+        http: Any, make_member: Any) -> None:
+    answer = signed(http, make_member(), "GET", "/v2/config")
+    assert answer.status_code == 200
+    assert answer.get_json() == {"oprf_version": 1, "oprf_versions": [1], "prefix_bits": 16,
+                                 "lookup_protocol": 2, "max_items": 1000,
+                                 "max_prefixes": 100}
+    assert "Signature" in answer.headers  # signed like every v1 answer
+
+
+def test_a_registered_phone_is_found_privately_with_the_v1_answer(
+        app: Any, http: Any, make_member: Any, make_client: Any,
+        network: keys.Keyring) -> None:
+    reporter, other, asker = make_member("Rep Pay"), make_member("Other Bank"), make_member("Ask")
+    make_client(reporter)[0].register("phone", PHONE, "card_theft")
+    make_client(other)[0].register("phone", "+81 90 1234 5678", "phishing")
+    asking, _ = make_client(asker)
+    v1 = asking.lookup(phone=PHONE)["phone"]
+
+    answer, mine, match = private_lookup(http, asker, network, "phone", PHONE)
+    assert answer is not None and match == "exact" and not mine
+    assert answer.categories == tuple(v1.categories) == ("card_theft", "phishing")
+    assert answer.reporters == v1.reporters == 2
+    assert answer.first_reported == v1.first_reported and not answer.disputed
+    # The reporter sees its own entry marked; nobody else does.
+    assert private_lookup(http, reporter, network, "phone", PHONE)[1] is True
+    assert private_lookup(http, asker, network, "phone", "090-9999-0000")[0] is None
+
+
+def test_an_email_is_matched_exactly_or_by_its_folded_form_in_one_bucket(
+        http: Any, make_member: Any, make_client: Any, network: keys.Keyring) -> None:
+    reporter, asker = make_member("Rep Pay"), make_member("Ask Bank")
+    make_client(reporter)[0].register("email", "J.Doe+shop@gmail.com", "phishing")
+    exact = private_lookup(http, asker, network, "email", "j.doe+shop@gmail.com")
+    folded = private_lookup(http, asker, network, "email", "jdoe@googlemail.com")
+    assert exact[2] == "exact" and folded[2] == "folded"
+    assert exact[0] == folded[0] and exact[0] is not None
+    assert exact[0].categories == ("phishing",)
+
+
+def test_every_evaluation_counts_against_the_lookup_quota_and_a_bad_one_costs_nothing(
+        app: Any, http: Any, make_member: Any, network: keys.Keyring) -> None:
+    creds = make_member()
+    with db.session_scope(app) as session:
+        quotas.set_member_quota(session, creds.member_id, 3, None, actor="test")
+    token, _ = _token(network, "phone", PHONE)
+    blinded = b64url(keys.oprf_blind(token).blinded_element)
+    identity = b64url(bytes(32))
+    refused = signed(http, creds, "POST", "/v2/evaluations", {
+        "oprf_version": 1, "items": [{"type": "phone", "blinded": blinded},
+                                     {"type": "phone", "blinded": identity}]})
+    assert refused.status_code == 422
+    assert refused.get_json()["pointer"] == "/items/1/blinded"
+    _evaluate(http, creds, "phone", [token, token])
+    over = signed(http, creds, "POST", "/v2/evaluations", {
+        "oprf_version": 1, "items": [{"type": "phone", "blinded": blinded}] * 2})
+    assert over.status_code == 429
+    assert over.get_json()["type"] == "urn:clue:problem:quota-exceeded"
+    _evaluate(http, creds, "phone", [token])  # the third fits exactly
+
+
+@pytest.mark.parametrize(("body", "status", "pointer"), [
+    ([], 400, "/"),
+    ({"oprf_version": 1}, 400, "/items"),
+    ({"oprf_version": 1, "items": [], "x": 1}, 400, "/x"),
+    ({"oprf_version": "1", "items": [{"type": "phone", "blinded": "A" * 43}]}, 400,
+     "/oprf_version"),
+    ({"oprf_version": 7, "items": [{"type": "phone", "blinded": "A" * 43}]}, 422,
+     "/oprf_version"),
+    ({"oprf_version": 1, "items": []}, 422, "/items"),
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": "A" * 43}] * 1001}, 422,
+     "/items"),
+    ({"oprf_version": 1, "items": [{"type": "fax", "blinded": "A" * 43}]}, 422,
+     "/items/0/type"),
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": "A" * 42}]}, 422,
+     "/items/0/blinded"),
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": "A" * 42 + "B"}]}, 422,
+     "/items/0/blinded"),  # not canonical base64url
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": "_" * 42 + "\ud800"}]}, 400,
+     None),
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": b64url(b"\xff" * 32)}]}, 422,
+     "/items/0/blinded"),  # not a canonical ristretto255 encoding
+    ({"oprf_version": 1, "items": [{"type": "phone", "blinded": 12}]}, 422,
+     "/items/0/blinded"),
+    ({"oprf_version": 1, "items": [{"type": "phone"}]}, 400, "/items/0/blinded"),
+])
+def test_malformed_evaluations_are_refused_clearly_and_count_nothing(
+        app: Any, http: Any, make_member: Any, body: Any, status: int, pointer: str) -> None:
+    creds = make_member()
+    answer = signed(http, creds, "POST", "/v2/evaluations", body)
+    assert answer.status_code == status, answer.get_json()
+    problem = answer.get_json()
+    assert problem.get("pointer") == pointer
+    assert "Signature" in answer.headers
+    with db.session_scope(app) as session:
+        assert quotas.usage_today(session, creds.member_id).lookups == 0
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"oprf_version": 1, "prefix_bits": 16}, 400),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": []}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": [65536]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": [-1]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": [1.5]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": [True]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": [3, 3]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 16, "prefixes": list(range(101))}, 422),
+    (b'{"oprf_version": 1, "prefix_bits": 16, "prefixes": [' + b"9" * 5000 + b"]}", 400),
+    ({"oprf_version": 2, "prefix_bits": 16, "prefixes": [1]}, 422),
+    ({"oprf_version": 1, "prefix_bits": 18, "prefixes": [1]}, 409),
+    ({"oprf_version": 1, "prefix_bits": "16", "prefixes": [1]}, 409),
+])
+def test_malformed_bucket_requests_are_refused_clearly(
+        http: Any, make_member: Any, body: Any, status: int) -> None:
+    answer = (signed(http, make_member(), "POST", "/v2/buckets", raw=body)
+              if isinstance(body, bytes) else
+              signed(http, make_member(), "POST", "/v2/buckets", body))
+    assert answer.status_code == status, answer.get_json()
+    if status == 409:
+        assert answer.get_json()["prefix_bits"] == 16
+
+
+def test_entries_are_resealed_on_every_change_and_tombstoned_when_none_is_left(
+        app: Any, http: Any, make_member: Any, make_client: Any,
+        network: keys.Keyring) -> None:
+    reporter, filer = make_member("Rep Pay"), make_member("Filer Bank")
+    client, _ = make_client(reporter)
+    first = client.register("phone", PHONE, "card_theft")
+    second = client.register("phone", PHONE, "phishing")
+    one, two = _entry_ids(app, first.id, second.id)
+    assert one == two is not None  # one identifier, one entry
+    answer, mine, _ = private_lookup(http, reporter, network, "phone", PHONE)
+    assert answer is not None and answer.categories == ("card_theft", "phishing") and mine
+
+    make_client(filer)[0].open_dispute("phone", PHONE, "this is our customer's own number")
+    answer, _, _ = private_lookup(http, filer, network, "phone", PHONE)
+    assert answer is not None and answer.disputed
+
+    client.withdraw(second.id)
+    answer, _, _ = private_lookup(http, filer, network, "phone", PHONE)
+    assert answer is not None and answer.categories == ("card_theft",)
+    client.withdraw(first.id)
+    assert private_lookup(http, filer, network, "phone", PHONE)[0] is None
+    with db.session_scope(app) as session:
+        (row,) = session.scalars(select(Entry)).all()
+        assert row.deleted_at is not None and row.sealed is None
+
+
+def test_suspension_and_expiry_take_a_report_out_of_its_entry(
+        app: Any, http: Any, make_member: Any, make_client: Any,
+        network: keys.Keyring) -> None:
+    reporter, filer = make_member("Rep Pay"), make_member("Filer Bank")
+    make_client(reporter)[0].register("phone", PHONE, "card_theft")
+    make_client(filer)[0].register_many([ReportInput("ip", "8.8.4.7", "phishing",
+                                                     expires_in_days=1)])
+    make_client(filer)[0].open_dispute("phone", PHONE, "our customer's number")
+    later = db.utcnow() + dt.timedelta(days=30)
+    with db.session_scope(app) as session:
+        assert disputes.suspend_overdue(session, later, "council") == 1
+        assert reports.purge_expired(session, now=later) == 1
+    assert private_lookup(http, filer, network, "phone", PHONE)[0] is None
+    assert private_lookup(http, reporter, network, "ip", "8.8.4.7")[0] is None
+
+
+def _replica(http: Any, creds: Creds, server_keys_dir: Any, after: int = 0,
+             limit: int | None = None) -> Any:
+    query = f"/v2/replica?oprf_version=1&after={after}" + (f"&limit={limit}" if limit else "")
+    answer = signed(http, creds, "GET", query)
+    assert answer.status_code == 200, answer.data[:300]
+    assert answer.headers["Content-Type"] == "application/vnd.clue.replica-delta"
+    server = load_server_keys(server_keys_dir)
+    return parse_delta(answer.data, {server.signing_key_id: server.public_key})
+
+
+def test_the_replica_pages_by_change_and_follows_withdrawals(
+        app: Any, http: Any, make_member: Any, make_client: Any, server_keys_dir: Any,
+        network: keys.Keyring) -> None:
+    reporter = make_member("Rep Pay")
+    client, _ = make_client(reporter)
+    made = client.register_many([ReportInput("phone", f"090-1234-560{i}", "card_theft")
+                                 for i in range(5)])
+    first = _replica(http, reporter, server_keys_dir, limit=3)
+    assert (len(first.puts), first.more, first.deletes) == (3, True, ())
+    rest = _replica(http, reporter, server_keys_dir, after=first.to)
+    assert (len(rest.puts), rest.more) == (2, False)
+    ids = {entry_id for entry_id, _ in first.puts + rest.puts}
+    made_ids = _entry_ids(app, *(r.id for r in made))
+    assert ids == set(made_ids)
+    client.withdraw(made[0].id)
+    change = _replica(http, reporter, server_keys_dir, after=rest.to)
+    assert change.deletes == (made_ids[0],) and change.puts == ()
+    assert _replica(http, reporter, server_keys_dir, after=change.to).to == change.to
+    # A full download leaves out what is gone.
+    assert len(_replica(http, reporter, server_keys_dir).puts) == 4
+    # What a member opens from the replica equals what the bucket gives.
+    token, _ = _token(network, "phone", "090-1234-5601")
+    (y,), _ = _evaluate(http, reporter, "phone", [token])
+    ref = pl.derive_entry(y, "exact")
+    sealed = dict(first.puts + rest.puts)[ref.entry_id]
+    assert pl.open_answer(ref, 1, sealed).categories == ("card_theft",)
+
+
+@pytest.mark.parametrize("query", [
+    "/v2/replica", "/v2/replica?oprf_version=x", "/v2/replica?oprf_version=1&after=-1",
+    "/v2/replica?oprf_version=1&limit=0", "/v2/replica?oprf_version=1&limit=100001",
+    "/v2/replica?oprf_version=1&after=" + "9" * 30, "/v2/replica?oprf_version=1&x=1",
+    "/v2/replica?oprf_version=%EF%BC%91",
+])
+def test_malformed_replica_requests_are_refused(http: Any, make_member: Any,
+                                                query: str) -> None:
+    answer = signed(http, make_member(), "GET", query)
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["type"] == "urn:clue:problem:bad-request"
+
+
+def test_a_cursor_older_than_the_purged_tombstones_must_download_again(
+        app: Any, http: Any, make_member: Any, make_client: Any, server_keys_dir: Any) -> None:
+    reporter = make_member("Rep Pay")
+    client, _ = make_client(reporter)
+    made = client.register_many([ReportInput("phone", f"090-1234-560{i}", "card_theft")
+                                 for i in range(3)])
+    client.withdraw(made[0].id)
+    client.withdraw(made[1].id)
+    with db.session_scope(app) as session:
+        reports.purge_expired(session, now=db.utcnow() + dt.timedelta(days=31))
+    answer = signed(http, reporter, "GET", "/v2/replica?oprf_version=1&after=1")
+    assert answer.status_code == 410
+    assert answer.get_json()["type"] == "urn:clue:problem:cursor-expired"
+    assert len(_replica(http, reporter, server_keys_dir).puts) == 1
+
+
+def test_reports_stored_before_the_oprf_key_get_their_entry_when_registered_again(
+        app: Any, http: Any, make_member: Any, make_client: Any,
+        network: keys.Keyring) -> None:
+    reporter, asker = make_member("Rep Pay"), make_member("Ask Bank")
+    client, _ = make_client(reporter)
+    stored = client.register("phone", PHONE, "card_theft")
+    (entry_id,) = _entry_ids(app, stored.id)
+    with db.session_scope(app) as session:  # as a report from before migration 0008
+        session.execute(update(Report).values(oprf_version=None, entry_id=None))
+        session.execute(Entry.__table__.delete())
+    assert private_lookup(http, asker, network, "phone", PHONE)[0] is None
+    again = client.register("phone", PHONE, "card_theft")
+    assert (again.id, again.created) == (stored.id, False)
+    assert _entry_ids(app, stored.id) == [entry_id]
+    assert private_lookup(http, asker, network, "phone", PHONE)[0] is not None
+
+
+def test_the_council_changes_the_bucket_size_and_old_requests_are_told(
+        app: Any, http: Any, make_member: Any, network: keys.Keyring) -> None:
+    creds = make_member()
+    with db.session_scope(app) as session:
+        council.set_private_lookups(session, actor="test", prefix_bits=18)
+    app.extensions["clue_private_settings"].invalidate()
+    answer = signed(http, creds, "POST", "/v2/buckets",
+                    {"oprf_version": 1, "prefix_bits": 16, "prefixes": [1]})
+    assert (answer.status_code, answer.get_json()["prefix_bits"]) == (409, 18)
+    assert signed(http, creds, "GET", "/v2/config").get_json()["prefix_bits"] == 18
