@@ -165,7 +165,7 @@ def _client(monkeypatch: pytest.MonkeyPatch, *, answer: bool) -> tuple[ClueClien
     client = ClueClient(SERVER_URL, signing_key=_member_key(),
                         server_public_key=_server_key().public_key(),
                         server_key_id=EX["server-keyid"], network_keys=_network_ring(),
-                        session=session, retries=0)
+                        session=session, retries=0, private_lookups=False)  # protocol 1's page
     return client, adapter
 
 
