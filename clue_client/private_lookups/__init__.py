@@ -1,7 +1,9 @@
-"""Private look-ups (protocol version 2, draft): the pure functions both sides share.
+"""Private look-ups (protocol version 2): the pure functions both sides share, and the
+SDK's files.
 
-Nothing here talks to the network or touches a database; the server and the SDK
-will call these once the v2 endpoints exist (docs/private-lookups.md is the design):
+Nothing here talks to the network or touches a database; the server and the SDK call
+these (docs/private-lookups.md is the design; the SDK's requests are in
+``clue_client._private``):
 
 * :mod:`.entries` -- from a token to its OPRF input; from an OPRF output to the entry's
   id, bucket prefix and sealing key; sealing and opening an entry's answer.
@@ -11,6 +13,8 @@ will call these once the v2 endpoints exist (docs/private-lookups.md is the desi
   use: 10 M entries in about 540 MB, a look-up in a few microseconds.
 * :mod:`.watch` -- a member's own customers as evaluated entries, matched against
   every delta (`clue watch`).
+* :mod:`.store` -- a replica, and a watch list with its replica, kept in a directory
+  between runs.
 """
 
 from clue_client.private_lookups.entries import (
@@ -32,6 +36,7 @@ from clue_client.private_lookups.replica import (
     encode_delta,
     parse_delta,
 )
+from clue_client.private_lookups.store import ReplicaStore, StoreError, WatchStore
 from clue_client.private_lookups.watch import Alert, WatchList
 
 __all__ = [
@@ -41,8 +46,11 @@ __all__ = [
     "DeltaError",
     "EntryRef",
     "Replica",
+    "ReplicaStore",
     "SealedAnswerError",
+    "StoreError",
     "WatchList",
+    "WatchStore",
     "bucket_prefix",
     "derive_email_entries",
     "derive_entry",
