@@ -570,7 +570,7 @@ def lookup_local(cache: ConfigCache, store: ReplicaStore,
     """Evaluate (counted, no prefix revealed) and match against the store's replica."""
     config = required((yield from server_config(cache)))
     replica = store.replica
-    if replica is None or replica.cursor == 0:
+    if replica is None or replica.issued_at == 0:  # no page applied yet
         raise ConfigError(f"{store.directory}: no replica yet: sync it first "
                           "(client.sync_replica)")
     if replica.oprf_version not in config.oprf_versions:

@@ -157,7 +157,7 @@ def watch_status(ctx: click.Context, directory: Path | None) -> None:
         raise click.ClickException(f"{store.directory}: no watch list yet (clue watch add)")
     click.echo(f"watch list: {len(watch):,} entries, OPRF key version {watch.oprf_version}, "
                f"{len(watch.seen):,} currently reported")
-    if replica is None or replica.cursor == 0:
+    if replica is None or replica.issued_at == 0:
         click.echo("replica: not synced yet (clue watch run)")
         return
     issued = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(replica.issued_at))

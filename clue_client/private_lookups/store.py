@@ -30,6 +30,7 @@ import secrets
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clue_client.private_lookups.entries import ENTRY_ID_BYTES, SEALED_BYTES
 from clue_client.private_lookups.idtable import IdTable
@@ -169,7 +170,7 @@ class WatchStore:
         if watch_file.exists():
             try:
                 self.watch = WatchList.load(watch_file)
-                state = json.loads((self.directory / WATCH_STATE_FILE).read_text("utf-8"))
+                state = self._state()
                 self.watch.restore_seen(base64.urlsafe_b64decode(text + "==")
                                         for text in state["seen"])
                 self.checked = state["checked"] is True
@@ -177,13 +178,24 @@ class WatchStore:
                 raise StoreError(f"{self.directory}: the watch list's files are damaged "
                                  f"({exc})") from exc
 
+    def _state(self) -> dict[str, Any]:
+        """The state file; none yet (a crash right after the first list was written)
+        is an unchecked list with nothing seen."""
+        try:
+            state: dict[str, Any] = json.loads(
+                (self.directory / WATCH_STATE_FILE).read_text("utf-8"))
+        except FileNotFoundError:
+            return {"seen": [], "checked": False}
+        return state
+
     def save_watch(self) -> None:
-        """Write the watch list's entries (after customers were added) and its state."""
+        """Write the watch list's state, then its entries (after customers were added):
+        a crash in between leaves the old list marked to be matched again, harmlessly."""
         if self.watch is None:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.watch.save(self.directory / WATCH_FILE)
         self.save_state()
+        self.watch.save(self.directory / WATCH_FILE)
 
     def save_state(self) -> None:
         """Write what changes on every run: the ids seen, and ``checked``."""

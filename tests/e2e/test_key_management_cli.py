@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from clue_server.devserver import Gunicorn
 from clue_server.keystore import ensure_server_keys
@@ -27,6 +28,16 @@ def run(cwd: Path, env: dict[str, str], *args: str, ok: bool = True) -> subproce
     return result
 
 
+def _protocol_1(database_url: str) -> None:
+    """Network-key rotation as protocol 1 sees it (every version asked, a retired one
+    refused): the council's look-up protocol set to 1, as on a database with reports."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE council_settings SET value = '1' "
+                          "WHERE key = 'private.lookup_protocol'"))
+    engine.dispose()
+
+
 def test_distribute_and_rotate_every_key(tmp_path):
     # SQLite only: the same server code runs on PostgreSQL in tests/functional; this test
     # is about the CLIs and files, and each sealed-key CLI call costs an Argon2 derivation.
@@ -35,6 +46,7 @@ def test_distribute_and_rotate_every_key(tmp_path):
                   "CLUE_SERVER_KEYS_DIR": str(tmp_path / "server-keys")}
     ensure_server_keys(tmp_path / "server-keys")
     upgrade(database_url)
+    _protocol_1(database_url)
     alpha = {**server_env, "CLUE_CONFIG": "alpha/clue.json"}
     beta = {**server_env, "CLUE_CONFIG": "beta/clue.json"}
     csv_file = tmp_path / "alpha-reports.csv"

@@ -59,6 +59,7 @@ class Member:
         server = load_server_keys(self.server_keys_dir)
         session = requests.Session()
         session.mount(BASE_URL, self.adapter)
+        extra.setdefault("private_lookups", False)  # protocol 1 asks every key version
         return ClueClient(BASE_URL, signing_key=self.signing, server_public_key=server.public_key,
                           network_keys=self.ring, session=session, retries=0, **extra)
 

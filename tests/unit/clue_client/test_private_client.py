@@ -529,3 +529,22 @@ def test_an_alert_callback_that_fails_gets_the_alert_again(tmp_path: Path) -> No
     with pytest.raises(RuntimeError):
         _run(client._watch_poll_plan(tmp_path, broken), server)
     assert [a.ref for a in _run(client._watch_poll_plan(tmp_path, None), server)] == ["acct-1"]
+
+
+def test_an_empty_register_synced_is_a_replica_that_matches_nothing(tmp_path: Path) -> None:
+    server = FakeV2()
+    server.deltas = [Delta(1, 0, 0, 100, False, (), ())]
+    client = _client()
+    assert _run(client._sync_plan(tmp_path, None), server) == 0
+    assert not _run(client._local_plan([("phone", PHONE)], None), server)[0].matched
+
+
+def test_a_watch_list_without_its_state_file_is_matched_again(tmp_path: Path) -> None:
+    server = FakeV2()
+    server.deltas = [Delta(1, 0, 5, 100, False, (_sealed(_phone_entry(PHONE)),), ())]
+    client = _client()
+    _run(client._watch_add_plan(tmp_path, [("phone", PHONE, "acct-1")], None), server)
+    assert len(_run(client._watch_poll_plan(tmp_path, None), server)) == 1
+    (tmp_path / "watch-state.json").unlink()  # a crash between the two writes
+    assert [a.event for a in _run(client._watch_poll_plan(tmp_path, None), server)] == [
+        "reported"]
