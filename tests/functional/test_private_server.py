@@ -432,3 +432,49 @@ def test_private_set_changes_settings_audited_and_refuses_nonsense(
         actions = session.scalars(select(AuditEvent.action).where(
             AuditEvent.action == "private.settings_set")).all()
         assert len(actions) == 2
+
+
+# -- hit counts the SDK reports ------------------------------------------------------------
+
+
+def _hits(app: Any, member_id: str) -> dict[str, int]:
+    from clue_server.stats.models import DailyUsage
+
+    with db.session_scope(app) as session:
+        return {row.id_type: row.hits for row in session.scalars(
+            select(DailyUsage).where(DailyUsage.member_id == member_id))}
+
+
+def test_members_report_their_private_matches_for_the_hit_rate_once_per_key(
+        app: Any, http: Any, make_member: Any) -> None:
+    creds = make_member()
+    today = db.utcnow().date().isoformat()
+    body = {"day": today, "matched": {"phone": 3, "email": 1}}
+    first = signed(http, creds, "POST", "/v2/usage", body, headers={"Idempotency-Key": "u-1"})
+    assert first.status_code == 200 and first.get_json()["recorded"] == body["matched"]
+    again = signed(http, creds, "POST", "/v2/usage", body, headers={"Idempotency-Key": "u-1"})
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert _hits(app, creds.member_id) == {"phone": 3, "email": 1}
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"day": "2026-11-30"}, 400),
+    ({"day": 20261130, "matched": {"phone": 1}}, 400),
+    ({"day": "30/11/2026", "matched": {"phone": 1}}, 400),
+    ({"day": "2001-01-01", "matched": {"phone": 1}}, 422),
+    ({"day": "today", "matched": {}}, 400),
+    ({"day": "today", "matched": [1]}, 400),
+    ({"day": "today", "matched": {"fax": 1}}, 422),
+    ({"day": "today", "matched": {"phone": -1}}, 422),
+    ({"day": "today", "matched": {"phone": True}}, 422),
+    ({"day": "today", "matched": {"phone": 10**7 + 1}}, 422),
+    ({"day": "today", "matched": {"phone": 1}, "extra": 1}, 400),
+])
+def test_malformed_usage_reports_are_refused_and_count_nothing(
+        app: Any, http: Any, make_member: Any, body: dict[str, Any], status: int) -> None:
+    creds = make_member()
+    if body.get("day") == "today":
+        body = {**body, "day": db.utcnow().date().isoformat()}
+    answer = signed(http, creds, "POST", "/v2/usage", body)
+    assert answer.status_code == status, answer.get_json()
+    assert _hits(app, creds.member_id) == {}
