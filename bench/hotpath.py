@@ -72,12 +72,16 @@ from clue_server.quotas.services import set_member_quota  # noqa: E402
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 REDIS = "redis://127.0.0.1:6379/14"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ROWS = ("floor", "ping", "lookup 1", "lookup 100", "register 1000")
+ROWS = ("floor", "ping", "lookup 1", "lookup 100", "register 1000", "v2 eval 1",
+        "v2 bucket 1")
+#: Protocol v2 (private look-ups): an online look-up is one evaluation and one bucket
+#: request; an earlier checkout (--before) has neither.
+V2_ROWS = ("v2 eval 1", "v2 bucket 1")
 IDS_PER_REQUEST = {"floor": 0, "ping": 0, "lookup 1": 1, "lookup 100": 100,
-                   "register 1000": 1000}
+                   "register 1000": 1000, "v2 eval 1": 1, "v2 bucket 1": 1}
 #: First guesses of requests/s per row, to size each slice's pre-signed requests.
 FIRST_RATE = {"floor": 4000, "ping": 2500, "lookup 1": 2000, "lookup 100": 600,
-              "register 1000": 80}
+              "register 1000": 80, "v2 eval 1": 1500, "v2 bucket 1": 1500}
 CATEGORIES = protocol.CATEGORIES
 
 # -- identifiers and tokens ----------------------------------------------------------------
@@ -325,6 +329,10 @@ class Requests:
         self.floor_key = floor_key
         self.rng = random.Random(11)
         self.next_new = 10**9  # identifiers registered during the run: never seeded ones
+        # Blinding costs the member ~80 us; a pool of blinded elements, reused across
+        # requests (each request still has its own nonce), keeps the load generator cheap.
+        self.blinded = [protocol.b64url(keys.oprf_blind(tokens.derive_token(
+            toks.key, "phone", f"+8190{i:08d}")).blinded_element) for i in range(500)]
 
     def lookup_items(self, n: int) -> list[dict[str, Any]]:
         # Half registered, half never seen.
@@ -339,6 +347,16 @@ class Requests:
                 out.append(floor_request(server, self.floor_key, len(out)))
             elif row == "ping":
                 out.append(raw_request(server, "GET", "/v1/ping", None))
+            elif row == "v2 eval 1":
+                body = json.dumps({"oprf_version": 1, "items": [
+                    {"type": "phone", "blinded": self.rng.choice(self.blinded)}]},
+                    separators=(",", ":")).encode()
+                out.append(raw_request(server, "POST", "/v2/evaluations", body))
+            elif row == "v2 bucket 1":
+                body = json.dumps({"oprf_version": 1, "prefix_bits": 16,
+                                   "prefixes": [self.rng.randrange(1 << 16)]},
+                                  separators=(",", ":")).encode()
+                out.append(raw_request(server, "POST", "/v2/buckets", body))
             elif row.startswith("lookup"):
                 body = json.dumps({"items": self.lookup_items(IDS_PER_REQUEST[row])},
                                   separators=(",", ":")).encode()
@@ -666,8 +684,9 @@ def main(argv: list[str] | None = None) -> int:
         tallies: dict[tuple[str, str], Tally] = {}
         rates = {(c, r): FIRST_RATE[r] for c in servers for r in ROWS}
         slice_seconds = args.seconds / args.rounds
-        plan = [("floor", floor, "floor")] + [(c, servers[c], r) for c in servers
-                                                for r in ROWS[1:]]
+        plan = [("floor", floor, "floor")] + [
+            (c, servers[c], r) for c in servers for r in ROWS[1:]
+            if not (c.startswith("before-") and r in V2_ROWS)]
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", flush=True)
             for config, server, row in plan:
@@ -743,8 +762,17 @@ def report(tallies: dict[tuple[str, str], Tally], paced: dict[str, Tally], sdk: 
         ping_cpu = 1000 * ping.server_cpu / max(ping.requests, 1)
         rows = {}
         for row in ROWS[1:]:
-            rows[row] = line(config, row, tallies[(config, row)],
-                             None if row == "ping" else ping_cpu)
+            if (config, row) in tallies:
+                rows[row] = line(config, row, tallies[(config, row)],
+                                 None if row == "ping" else ping_cpu)
+        if "v2 eval 1" in rows:
+            private = (rows["v2 eval 1"]["server_cpu_ms_per_request"]
+                       + rows["v2 bucket 1"]["server_cpu_ms_per_request"])
+            v1 = rows["lookup 1"]["server_cpu_ms_per_request"]
+            rows["v2 online look-up"] = {"server_cpu_ms_per_lookup": round(private, 3),
+                                         "vs_v1_lookup_1": round(private / v1, 2)}
+            print(f"{config:<15} {'v2 online':<14} evaluation + bucket: {private:.3f} ms "
+                  f"server CPU per look-up, {private / v1:.2f}x a v1 single look-up")
         rows[f"lookup 1 at {args.rate:.0f}/s"] = line(config, f"1 @{args.rate:.0f}/s",
                                                       paced[config], ping_cpu,
                                                       kind="lookup 1") | {

@@ -7,6 +7,7 @@ a blinded element, a bucket request a short prefix, a replica request only a cur
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -25,10 +26,12 @@ from clue_server.errors import (
     PrefixBitsChanged,
     ValidationFailed,
 )
+from clue_server.idempotency import run_once
 from clue_server.keystore import ServerKeys
 from clue_server.private.models import Entry, EntryCursor
 from clue_server.private.store import TOMBSTONE_HORIZON
 from clue_server.quotas import settings as council
+from clue_server.quotas.counters import add_usage
 from clue_server.quotas.services import lookup_counter
 from clue_server.reports.models import Report
 from clue_server.validation import (
@@ -43,6 +46,8 @@ from clue_server.validation import (
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
 MAX_PREFIXES = 100
+#: A day's matches reported in one request, per type (a look-up quota is far below).
+MAX_REPORTED_MATCHES = 10_000_000
 MAX_REPLICA_PAGE = 100_000
 REPLICA_CONTENT_TYPE = "application/vnd.clue.replica-delta"
 
@@ -194,6 +199,54 @@ def replica() -> Response:
                   deletes=tuple(r.entry_id for r in page if r.sealed is None))
     body = encode_delta(delta, server_keys.signing_key, server_keys.signing_key_id)
     return Response(body, content_type=REPLICA_CONTENT_TYPE)
+
+
+@bp.post("/usage")
+def usage() -> Response:
+    """What the member's SDK matched in its private look-ups, per type, for the console's
+    hit rate: the server cannot see matches any more, so members report the counts
+    (self-declared, aggregated, never per identifier). Idempotent with a key."""
+    root = expect_object(json_body(request), "", required={"day", "matched"})
+    day = _recent_day(root["day"])
+    matched = root["matched"]
+    if not isinstance(matched, dict) or not matched:
+        raise BadRequest("matched must be a non-empty object of counts by type",
+                         pointer="/matched")
+    for id_type, count in matched.items():
+        if id_type not in ID_TYPES:
+            raise ValidationFailed(f"matched: {id_type[:40]!r} is not one of: "
+                                   f"{', '.join(ID_TYPES)}", pointer="/matched")
+        if type(count) is not int or not 0 <= count <= MAX_REPORTED_MATCHES:
+            raise ValidationFailed(f"matched.{id_type} must be a whole number from 0 to "
+                                   f"{MAX_REPORTED_MATCHES}", pointer=f"/matched/{id_type}")
+    session = db.get_session()
+    member_id = g.caller.member_id
+
+    def write() -> tuple[int, dict[str, Any]]:
+        add_usage(session.connection(), member_id, day,
+                  {t: {"hits": n} for t, n in matched.items()})
+        return 200, {"day": day.isoformat(), "recorded": matched}
+
+    extensions = current_app.extensions
+    return run_once(session, request, member_id, write,
+                    ttl=dt.timedelta(hours=extensions["clue_settings"].idempotency_ttl_hours),
+                    server_keys=extensions["clue_keys"])
+
+
+def _recent_day(value: Any) -> dt.date:
+    """Today or yesterday (UTC): a count for a day long past would rewrite statistics."""
+    today = db.utcnow().date()
+    try:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 \
+            else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BadRequest("day must be a date, YYYY-MM-DD", pointer="/day")
+    if day not in (today, today - dt.timedelta(days=1)):
+        raise ValidationFailed(f"day must be today or yesterday (UTC: {today})",
+                               pointer="/day")
+    return day
 
 
 def _int_arg(name: str, default: int | None, minimum: int, maximum: int) -> int:
