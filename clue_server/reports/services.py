@@ -211,7 +211,11 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
                 results.append(_report_json(row, now, created=first, iso=iso))
                 continue
             answer = known[answer]
-        results.append(_report_json(answer._asdict(), now, created=False, iso=iso))
+        row = answer._asdict()
+        if answer.id in attach:  # it has just been given its entry
+            row.update(oprf_version=attach[answer.id].oprf_version,
+                       entry_id=attach[answer.id].entry.entry_id)
+        results.append(_report_json(row, now, created=False, iso=iso))
     if created_ids:
         ordered = sorted(created_ids)
         audit.record(session, actor=member_id, action="report.register",
@@ -225,7 +229,10 @@ def _update_entries(session: Session, attach: dict[str, Any], created: list[Any]
     """Create or reseal the entries of a registration's new and re-registered reports."""
     if not attach and not created:
         return
+    # Reports moving from an older OPRF key leave its entries: reseal or tombstone them.
+    left = entries.entries_of_reports(session, attach)
     entries.attach(session, attach)
+    entries.refresh_all(session, left, now)
     made = [*attach.values(), *created]
     for version in {m.oprf_version for m in made}:
         new: dict[bytes, Any] = {}

@@ -478,3 +478,34 @@ def test_malformed_usage_reports_are_refused_and_count_nothing(
     answer = signed(http, creds, "POST", "/v2/usage", body)
     assert answer.status_code == status, answer.get_json()
     assert _hits(app, creds.member_id) == {}
+
+
+def test_a_report_registered_again_under_a_new_oprf_key_leaves_its_old_entry(
+        app: Any, http: Any, make_member: Any, make_client: Any, server_keys_dir: Any,
+        network: keys.Keyring, tmp_path: Any) -> None:
+    import shutil
+
+    from clue_server import create_app
+    from clue_server.keystore import new_oprf_key
+
+    reporter = make_member("Rep Pay")
+    client, _ = make_client(reporter)
+    stored = client.register("phone", PHONE, "card_theft")
+    (old_id,) = _entry_ids(app, stored.id)
+    rotated = tmp_path / "rotated-keys"
+    shutil.copytree(server_keys_dir, rotated)
+    assert new_oprf_key(rotated)[0] == 2
+    newer = create_app({"database_url": app.extensions["clue_settings"].database_url,
+                        "server_keys_dir": rotated, "redis_url": None})
+    try:
+        again = signed(newer.test_client(), reporter, "POST", "/v1/reports", {"reports": [{
+            **client._token_fields("phone", PHONE, 1), "category": "card_theft"}]})
+        assert again.status_code == 200, again.get_json()
+        assert again.get_json()["reports"][0]["oprf_version"] == 2
+    finally:
+        db.dispose(newer)
+    with db.session_scope(app) as session:
+        old = session.get(Entry, (1, old_id))
+        assert old is not None and old.deleted_at is not None  # v1's entry is gone
+        (new,) = session.scalars(select(Entry).where(Entry.oprf_version == 2)).all()
+        assert new.deleted_at is None and new.sealed is not None
