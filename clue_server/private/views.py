@@ -28,12 +28,11 @@ from clue_server.errors import (
 )
 from clue_server.idempotency import run_once
 from clue_server.keystore import ServerKeys
-from clue_server.private.models import Entry, EntryCursor
+from clue_server.private.models import Entry
 from clue_server.private.store import TOMBSTONE_HORIZON
 from clue_server.quotas import settings as council
 from clue_server.quotas.counters import add_usage
 from clue_server.quotas.services import lookup_counter
-from clue_server.reports.models import Report
 from clue_server.validation import (
     expect_choice,
     expect_list,
@@ -136,38 +135,56 @@ def buckets() -> dict[str, Any]:
                                    f"{(1 << prefix_bits) - 1}", pointer=f"/prefixes/{index}")
     if len(set(prefixes)) != len(prefixes):
         raise ValidationFailed("prefixes must be distinct", pointer="/prefixes")
-    session = db.get_session()
     shift = 32 - prefix_bits
-    found = []
+    hot = current_app.extensions["clue_hot"]
+    member_id, now = g.caller.member_id, db.utcnow()
+    found, cursor_seq = [], 0
     for prefix in prefixes:
-        rows = session.execute(select(Entry.entry_id, Entry.sealed).where(
-            Entry.oprf_version == version, Entry.deleted_at.is_(None),
-            Entry.bucket >= prefix << shift, Entry.bucket < (prefix + 1) << shift)
-            .order_by(Entry.entry_id)).all()
+        rows, cursor_seq = _bucket(hot, version, prefix << shift, (prefix + 1) << shift,
+                                   member_id, now)
         found.append((prefix, rows))
-    mine = _own_entries(session, version, [r.entry_id for _, rows in found for r in rows])
-    cursor = session.scalar(select(EntryCursor.seq).where(EntryCursor.id == 1)) or 0
-    return {"oprf_version": version, "prefix_bits": prefix_bits, "cursor": cursor,
+    return {"oprf_version": version, "prefix_bits": prefix_bits, "cursor": cursor_seq,
             "buckets": [{"prefix": prefix,
-                         "entries": b64url(b"".join(r.entry_id + r.sealed for r in rows)),
-                         "mine": [i for i, r in enumerate(rows) if r.entry_id in mine]}
+                         "entries": b64url(b"".join(bytes(r[0]) + bytes(r[1]) for r in rows)),
+                         "mine": [i for i, r in enumerate(rows) if r[2]]}
                         for prefix, rows in found]}
 
 
-def _own_entries(session: Any, version: int, ids: list[bytes]) -> set[bytes]:
-    """Which of ``ids`` stand for a live report of the caller (its "reported by me")."""
-    if not ids:
-        return set()
-    now, wanted, own = db.utcnow(), set(ids), set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for exact, folded in session.execute(
-                select(Report.entry_id, Report.folded_entry_id).where(
-                    Report.member_id == g.caller.member_id, Report.oprf_version == version,
-                    Report.entry_id.in_(chunk) | Report.folded_entry_id.in_(chunk),
-                    Report.expires_at > now, Report.suspended_at.is_(None))):
-            own.update(i for i in (exact, folded) if i in wanted)
-    return own
+# One statement per bucket on the request's own hot-path connection (no ORM session,
+# no transaction): the live entries in id order, whether each stands for a live report
+# of the caller, and the register's change cursor.
+_BUCKET_SQL = (
+    "SELECT e.entry_id, e.sealed, "
+    "EXISTS (SELECT 1 FROM reports r WHERE r.oprf_version = e.oprf_version "
+    "AND r.entry_id = e.entry_id AND r.member_id = :member_id "
+    "AND r.expires_at > :now AND r.suspended_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM reports r WHERE r.oprf_version = e.oprf_version "
+    "AND r.folded_entry_id = e.entry_id AND r.member_id = :member_id "
+    "AND r.expires_at > :now AND r.suspended_at IS NULL), "
+    "(SELECT seq FROM entry_cursor WHERE id = 1) "
+    "FROM entries e WHERE e.oprf_version = :version AND e.deleted_at IS NULL "
+    "AND e.bucket >= :low AND e.bucket < :high ORDER BY e.entry_id")
+_BUCKET_PG = _BUCKET_SQL.replace(":member_id", "%(member_id)s").replace(
+    ":now", "%(now)s").replace(":version", "%(version)s").replace(
+    ":low", "%(low)s").replace(":high", "%(high)s")
+_CURSOR_SQL = "SELECT seq FROM entry_cursor WHERE id = 1"
+
+
+def _bucket(hot: Any, version: int, low: int, high: int, member_id: str,
+            now: dt.datetime) -> tuple[list[tuple[Any, ...]], int]:
+    params = {"member_id": member_id, "version": version, "low": low, "high": high,
+              "now": now if hot.postgres else db.sqlite_time(now)}
+    cursor = hot.cursor()
+    if hot.postgres:
+        cursor.execute(_BUCKET_PG, params, prepare=True)
+    else:
+        cursor.execute(_BUCKET_SQL, params)
+    rows = cursor.fetchall()
+    if rows:
+        return rows, int(rows[0][3] or 0)
+    cursor.execute(_CURSOR_SQL)
+    seq = cursor.fetchone()
+    return rows, int(seq[0]) if seq else 0
 
 
 @bp.get("/replica")
