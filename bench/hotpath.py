@@ -261,11 +261,14 @@ def pg_exists(name: str) -> bool:
 
 def fill_big(url: str, rows: int, member_id: str, pepper_version: int) -> None:
     """Synthetic reports (random hashes, far expiry) straight into ``reports`` by COPY,
-    indexes dropped and rebuilt around it, then ANALYZE."""
+    and as many synthetic entries (random ids and sealed answers) into ``entries``, so
+    that v2 buckets are as full as at that size; indexes dropped and rebuilt around
+    it, then ANALYZE."""
     parsed = make_url(url)
     conninfo = f"host=127.0.0.1 user=postgres dbname={parsed.database}"
     indexes = ["ix_reports_token_hash", "ix_reports_folded_hash", "ix_reports_expires_at",
-               "ix_reports_member_id"]
+               "ix_reports_member_id", "ix_reports_entry", "ix_reports_folded_entry",
+               "ix_entries_bucket", "ix_entries_seq"]
     with psycopg.connect(conninfo, autocommit=True) as conn:
         definitions = {name: conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                                           (name,)).fetchone()[0] for name in indexes}
@@ -284,12 +287,25 @@ def fill_big(url: str, rows: int, member_id: str, pepper_version: int) -> None:
                                 pepper_version, rng.randbytes(32), created, expires))
                 if i and i % 1_000_000 == 0:
                     print(f"  filler: {i:,} rows ({time.monotonic() - start:.0f} s)", flush=True)
+        first_seq = int(conn.execute("SELECT seq FROM entry_cursor WHERE id = 1")
+                        .fetchone()[0])
+        with conn.cursor().copy("COPY entries (oprf_version, entry_id, bucket, id_type, "
+                                "entry_key, sealed, seq) FROM STDIN") as copy:
+            for i in range(rows):
+                entry_id = rng.randbytes(16)
+                copy.write_row((1, entry_id, int.from_bytes(entry_id[:4], "big"), "phone",
+                                rng.randbytes(32), rng.randbytes(38), first_seq + i + 1))
+                if i and i % 1_000_000 == 0:
+                    print(f"  filler entries: {i:,} ({time.monotonic() - start:.0f} s)",
+                          flush=True)
+        conn.execute("UPDATE entry_cursor SET seq = %s WHERE id = 1", (first_seq + rows,))
         print(f"  filler: {rows:,} rows copied; rebuilding indexes", flush=True)
         for definition in definitions.values():
             conn.execute(definition)
         conn.execute("ALTER TABLE reports ADD CONSTRAINT uq_reports_member_type_category_token "
                      "UNIQUE (member_id, id_type, category, token_hash)")
         conn.execute("VACUUM ANALYZE reports")
+        conn.execute("VACUUM ANALYZE entries")
 
 
 def count_reports(url: str) -> int:
