@@ -72,12 +72,18 @@ from clue_server.quotas.services import set_member_quota  # noqa: E402
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 REDIS = "redis://127.0.0.1:6379/14"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ROWS = ("floor", "ping", "lookup 1", "lookup 100", "register 1000")
+ROWS = ("floor", "ping", "lookup 1", "lookup 100", "register 1000", "v2 eval 1",
+        "v2 bucket 1")
+#: Protocol v2 (private look-ups): an online look-up is one evaluation and one bucket
+#: request; an earlier checkout (--before) has neither.
+V2_ROWS = ("v2 eval 1", "v2 bucket 1")
 IDS_PER_REQUEST = {"floor": 0, "ping": 0, "lookup 1": 1, "lookup 100": 100,
-                   "register 1000": 1000}
+                   "register 1000": 1000, "v2 eval 1": 1, "v2 bucket 1": 1}
+#: Connections per row when fewer than --connections (registrations take ~0.1-0.3 s).
+ROW_CONNECTIONS = {"register 1000": 4}
 #: First guesses of requests/s per row, to size each slice's pre-signed requests.
 FIRST_RATE = {"floor": 4000, "ping": 2500, "lookup 1": 2000, "lookup 100": 600,
-              "register 1000": 80}
+              "register 1000": 80, "v2 eval 1": 1500, "v2 bucket 1": 1500}
 CATEGORIES = protocol.CATEGORIES
 
 # -- identifiers and tokens ----------------------------------------------------------------
@@ -255,11 +261,14 @@ def pg_exists(name: str) -> bool:
 
 def fill_big(url: str, rows: int, member_id: str, pepper_version: int) -> None:
     """Synthetic reports (random hashes, far expiry) straight into ``reports`` by COPY,
-    indexes dropped and rebuilt around it, then ANALYZE."""
+    and as many synthetic entries (random ids and sealed answers) into ``entries``, so
+    that v2 buckets are as full as at that size; indexes dropped and rebuilt around
+    it, then ANALYZE."""
     parsed = make_url(url)
     conninfo = f"host=127.0.0.1 user=postgres dbname={parsed.database}"
     indexes = ["ix_reports_token_hash", "ix_reports_folded_hash", "ix_reports_expires_at",
-               "ix_reports_member_id"]
+               "ix_reports_member_id", "ix_reports_entry", "ix_reports_folded_entry",
+               "ix_entries_bucket", "ix_entries_seq"]
     with psycopg.connect(conninfo, autocommit=True) as conn:
         definitions = {name: conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
                                           (name,)).fetchone()[0] for name in indexes}
@@ -278,12 +287,25 @@ def fill_big(url: str, rows: int, member_id: str, pepper_version: int) -> None:
                                 pepper_version, rng.randbytes(32), created, expires))
                 if i and i % 1_000_000 == 0:
                     print(f"  filler: {i:,} rows ({time.monotonic() - start:.0f} s)", flush=True)
+        first_seq = int(conn.execute("SELECT seq FROM entry_cursor WHERE id = 1")
+                        .fetchone()[0])
+        with conn.cursor().copy("COPY entries (oprf_version, entry_id, bucket, id_type, "
+                                "entry_key, sealed, seq) FROM STDIN") as copy:
+            for i in range(rows):
+                entry_id = rng.randbytes(16)
+                copy.write_row((1, entry_id, int.from_bytes(entry_id[:4], "big"), "phone",
+                                rng.randbytes(32), rng.randbytes(38), first_seq + i + 1))
+                if i and i % 1_000_000 == 0:
+                    print(f"  filler entries: {i:,} ({time.monotonic() - start:.0f} s)",
+                          flush=True)
+        conn.execute("UPDATE entry_cursor SET seq = %s WHERE id = 1", (first_seq + rows,))
         print(f"  filler: {rows:,} rows copied; rebuilding indexes", flush=True)
         for definition in definitions.values():
             conn.execute(definition)
         conn.execute("ALTER TABLE reports ADD CONSTRAINT uq_reports_member_type_category_token "
                      "UNIQUE (member_id, id_type, category, token_hash)")
         conn.execute("VACUUM ANALYZE reports")
+        conn.execute("VACUUM ANALYZE entries")
 
 
 def count_reports(url: str) -> int:
@@ -325,6 +347,10 @@ class Requests:
         self.floor_key = floor_key
         self.rng = random.Random(11)
         self.next_new = 10**9  # identifiers registered during the run: never seeded ones
+        # Blinding costs the member ~80 us; a pool of blinded elements, reused across
+        # requests (each request still has its own nonce), keeps the load generator cheap.
+        self.blinded = [protocol.b64url(keys.oprf_blind(tokens.derive_token(
+            toks.key, "phone", f"+8190{i:08d}")).blinded_element) for i in range(500)]
 
     def lookup_items(self, n: int) -> list[dict[str, Any]]:
         # Half registered, half never seen.
@@ -339,6 +365,16 @@ class Requests:
                 out.append(floor_request(server, self.floor_key, len(out)))
             elif row == "ping":
                 out.append(raw_request(server, "GET", "/v1/ping", None))
+            elif row == "v2 eval 1":
+                body = json.dumps({"oprf_version": 1, "items": [
+                    {"type": "phone", "blinded": self.rng.choice(self.blinded)}]},
+                    separators=(",", ":")).encode()
+                out.append(raw_request(server, "POST", "/v2/evaluations", body))
+            elif row == "v2 bucket 1":
+                body = json.dumps({"oprf_version": 1, "prefix_bits": 16,
+                                   "prefixes": [self.rng.randrange(1 << 16)]},
+                                  separators=(",", ":")).encode()
+                out.append(raw_request(server, "POST", "/v2/buckets", body))
             elif row.startswith("lookup"):
                 body = json.dumps({"items": self.lookup_items(IDS_PER_REQUEST[row])},
                                   separators=(",", ":")).encode()
@@ -398,6 +434,18 @@ WRK = shutil.which("wrk")
 THREADS = 0  # gunicorn threads per worker (0: gunicorn.conf.py's default)
 
 
+def settle(server: Server, quiet: float = 0.002, limit: float = 60.0) -> None:
+    """Wait until the server stops using CPU (less than ``quiet`` s in 0.1 s)."""
+    deadline = time.monotonic() + limit
+    last = sum(server.cpu().values())
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = sum(server.cpu().values())
+        if now - last < quiet:
+            return
+        last = now
+
+
 def fire(server: Server, requests: list[bytes], seconds: float, connections: int,
          workdir: Path, rate: float = 0) -> Tally:
     """Replay ``requests`` with wrk for up to ``seconds``; measure the server's CPU."""
@@ -405,6 +453,7 @@ def fire(server: Server, requests: list[bytes], seconds: float, connections: int
     with path.open("wb") as out:
         for raw in requests:
             out.write(f"{len(raw)}\n".encode() + raw)
+    settle(server)  # what an earlier slice left in flight is not this slice's
     before_cpu, before_busy = server.cpu(), machine_busy()
     before_child = resource.getrusage(resource.RUSAGE_CHILDREN)
     before_self = time.process_time()
@@ -414,6 +463,7 @@ def fire(server: Server, requests: list[bytes], seconds: float, connections: int
          "-s", str(ROOT / "bench" / "wrk.lua"), server.url, "--", str(path), str(rate)],
         capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - start
+    settle(server)  # the answers still in flight when wrk stopped were this slice's work
     after_cpu, after_busy = server.cpu(), machine_busy()
     after_child = resource.getrusage(resource.RUSAGE_CHILDREN)
     tally = Tally()
@@ -666,8 +716,9 @@ def main(argv: list[str] | None = None) -> int:
         tallies: dict[tuple[str, str], Tally] = {}
         rates = {(c, r): FIRST_RATE[r] for c in servers for r in ROWS}
         slice_seconds = args.seconds / args.rounds
-        plan = [("floor", floor, "floor")] + [(c, servers[c], r) for c in servers
-                                                for r in ROWS[1:]]
+        plan = [("floor", floor, "floor")] + [
+            (c, servers[c], r) for c in servers for r in ROWS[1:]
+            if not (c.startswith("before-") and r in V2_ROWS)]
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", flush=True)
             for config, server, row in plan:
@@ -675,7 +726,10 @@ def main(argv: list[str] | None = None) -> int:
                 for _attempt in range(4):
                     count = int(rates.get(key, FIRST_RATE[row]) * slice_seconds * 1.6) + 50
                     batch = maker.make(row, server, count)
-                    tally = fire(server, batch, slice_seconds, args.connections, workdir)
+                    # A slow row with many connections would leave many answers in
+                    # flight at the end, whose CPU counts without their requests.
+                    connections = min(args.connections, ROW_CONNECTIONS.get(row, 10**6))
+                    tally = fire(server, batch, slice_seconds, connections, workdir)
                     rates[key] = max(rates.get(key, 0), tally.requests / tally.seconds)
                     if not tally.ran_out:
                         break
@@ -743,8 +797,17 @@ def report(tallies: dict[tuple[str, str], Tally], paced: dict[str, Tally], sdk: 
         ping_cpu = 1000 * ping.server_cpu / max(ping.requests, 1)
         rows = {}
         for row in ROWS[1:]:
-            rows[row] = line(config, row, tallies[(config, row)],
-                             None if row == "ping" else ping_cpu)
+            if (config, row) in tallies:
+                rows[row] = line(config, row, tallies[(config, row)],
+                                 None if row == "ping" else ping_cpu)
+        if "v2 eval 1" in rows:
+            private = (rows["v2 eval 1"]["server_cpu_ms_per_request"]
+                       + rows["v2 bucket 1"]["server_cpu_ms_per_request"])
+            v1 = rows["lookup 1"]["server_cpu_ms_per_request"]
+            rows["v2 online look-up"] = {"server_cpu_ms_per_lookup": round(private, 3),
+                                         "vs_v1_lookup_1": round(private / v1, 2)}
+            print(f"{config:<15} {'v2 online':<14} evaluation + bucket: {private:.3f} ms "
+                  f"server CPU per look-up, {private / v1:.2f}x a v1 single look-up")
         rows[f"lookup 1 at {args.rate:.0f}/s"] = line(config, f"1 @{args.rate:.0f}/s",
                                                       paced[config], ping_cpu,
                                                       kind="lookup 1") | {

@@ -46,6 +46,8 @@ from clue_server.keystore import (
 from clue_server.members import services as members
 from clue_server.migrate import upgrade
 from clue_server.networkkeys import services as networkkeys
+from clue_server.private.cli import oprf_key as oprf_key_group
+from clue_server.private.cli import private as private_group
 from clue_server.quotas.cli import quota_group
 from clue_server.quotas.models import QuotaUsage
 from clue_server.reports import services as reports
@@ -357,6 +359,8 @@ main.add_command(dispute_group)
 main.add_command(audit_group)
 main.add_command(quota_group)
 main.add_command(staff_group)
+main.add_command(oprf_key_group)
+main.add_command(private_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ a blinded element, a bucket request a short prefix, a replica request only a cur
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -25,12 +26,13 @@ from clue_server.errors import (
     PrefixBitsChanged,
     ValidationFailed,
 )
+from clue_server.idempotency import run_once
 from clue_server.keystore import ServerKeys
-from clue_server.private.models import Entry, EntryCursor
+from clue_server.private.models import Entry
 from clue_server.private.store import TOMBSTONE_HORIZON
 from clue_server.quotas import settings as council
+from clue_server.quotas.counters import add_usage
 from clue_server.quotas.services import lookup_counter
-from clue_server.reports.models import Report
 from clue_server.validation import (
     expect_choice,
     expect_list,
@@ -43,6 +45,8 @@ from clue_server.validation import (
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 
 MAX_PREFIXES = 100
+#: A day's matches reported in one request, per type (a look-up quota is far below).
+MAX_REPORTED_MATCHES = 10_000_000
 MAX_REPLICA_PAGE = 100_000
 REPLICA_CONTENT_TYPE = "application/vnd.clue.replica-delta"
 
@@ -131,38 +135,56 @@ def buckets() -> dict[str, Any]:
                                    f"{(1 << prefix_bits) - 1}", pointer=f"/prefixes/{index}")
     if len(set(prefixes)) != len(prefixes):
         raise ValidationFailed("prefixes must be distinct", pointer="/prefixes")
-    session = db.get_session()
     shift = 32 - prefix_bits
-    found = []
+    hot = current_app.extensions["clue_hot"]
+    member_id, now = g.caller.member_id, db.utcnow()
+    found, cursor_seq = [], 0
     for prefix in prefixes:
-        rows = session.execute(select(Entry.entry_id, Entry.sealed).where(
-            Entry.oprf_version == version, Entry.deleted_at.is_(None),
-            Entry.bucket >= prefix << shift, Entry.bucket < (prefix + 1) << shift)
-            .order_by(Entry.entry_id)).all()
+        rows, cursor_seq = _bucket(hot, version, prefix << shift, (prefix + 1) << shift,
+                                   member_id, now)
         found.append((prefix, rows))
-    mine = _own_entries(session, version, [r.entry_id for _, rows in found for r in rows])
-    cursor = session.scalar(select(EntryCursor.seq).where(EntryCursor.id == 1)) or 0
-    return {"oprf_version": version, "prefix_bits": prefix_bits, "cursor": cursor,
+    return {"oprf_version": version, "prefix_bits": prefix_bits, "cursor": cursor_seq,
             "buckets": [{"prefix": prefix,
-                         "entries": b64url(b"".join(r.entry_id + r.sealed for r in rows)),
-                         "mine": [i for i, r in enumerate(rows) if r.entry_id in mine]}
+                         "entries": b64url(b"".join(bytes(r[0]) + bytes(r[1]) for r in rows)),
+                         "mine": [i for i, r in enumerate(rows) if r[2]]}
                         for prefix, rows in found]}
 
 
-def _own_entries(session: Any, version: int, ids: list[bytes]) -> set[bytes]:
-    """Which of ``ids`` stand for a live report of the caller (its "reported by me")."""
-    if not ids:
-        return set()
-    now, wanted, own = db.utcnow(), set(ids), set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        for exact, folded in session.execute(
-                select(Report.entry_id, Report.folded_entry_id).where(
-                    Report.member_id == g.caller.member_id, Report.oprf_version == version,
-                    Report.entry_id.in_(chunk) | Report.folded_entry_id.in_(chunk),
-                    Report.expires_at > now, Report.suspended_at.is_(None))):
-            own.update(i for i in (exact, folded) if i in wanted)
-    return own
+# One statement per bucket on the request's own hot-path connection (no ORM session,
+# no transaction): the live entries in id order, whether each stands for a live report
+# of the caller, and the register's change cursor.
+_BUCKET_SQL = (
+    "SELECT e.entry_id, e.sealed, "
+    "EXISTS (SELECT 1 FROM reports r WHERE r.oprf_version = e.oprf_version "
+    "AND r.entry_id = e.entry_id AND r.member_id = :member_id "
+    "AND r.expires_at > :now AND r.suspended_at IS NULL) "
+    "OR EXISTS (SELECT 1 FROM reports r WHERE r.oprf_version = e.oprf_version "
+    "AND r.folded_entry_id = e.entry_id AND r.member_id = :member_id "
+    "AND r.expires_at > :now AND r.suspended_at IS NULL), "
+    "(SELECT seq FROM entry_cursor WHERE id = 1) "
+    "FROM entries e WHERE e.oprf_version = :version AND e.deleted_at IS NULL "
+    "AND e.bucket >= :low AND e.bucket < :high ORDER BY e.entry_id")
+_BUCKET_PG = _BUCKET_SQL.replace(":member_id", "%(member_id)s").replace(
+    ":now", "%(now)s").replace(":version", "%(version)s").replace(
+    ":low", "%(low)s").replace(":high", "%(high)s")
+_CURSOR_SQL = "SELECT seq FROM entry_cursor WHERE id = 1"
+
+
+def _bucket(hot: Any, version: int, low: int, high: int, member_id: str,
+            now: dt.datetime) -> tuple[list[tuple[Any, ...]], int]:
+    params = {"member_id": member_id, "version": version, "low": low, "high": high,
+              "now": now if hot.postgres else db.sqlite_time(now)}
+    cursor = hot.cursor()
+    if hot.postgres:
+        cursor.execute(_BUCKET_PG, params, prepare=True)
+    else:
+        cursor.execute(_BUCKET_SQL, params)
+    rows = cursor.fetchall()
+    if rows:
+        return rows, int(rows[0][3] or 0)
+    cursor.execute(_CURSOR_SQL)
+    seq = cursor.fetchone()
+    return rows, int(seq[0]) if seq else 0
 
 
 @bp.get("/replica")
@@ -194,6 +216,54 @@ def replica() -> Response:
                   deletes=tuple(r.entry_id for r in page if r.sealed is None))
     body = encode_delta(delta, server_keys.signing_key, server_keys.signing_key_id)
     return Response(body, content_type=REPLICA_CONTENT_TYPE)
+
+
+@bp.post("/usage")
+def usage() -> Response:
+    """What the member's SDK matched in its private look-ups, per type, for the console's
+    hit rate: the server cannot see matches any more, so members report the counts
+    (self-declared, aggregated, never per identifier). Idempotent with a key."""
+    root = expect_object(json_body(request), "", required={"day", "matched"})
+    day = _recent_day(root["day"])
+    matched = root["matched"]
+    if not isinstance(matched, dict) or not matched:
+        raise BadRequest("matched must be a non-empty object of counts by type",
+                         pointer="/matched")
+    for id_type, count in matched.items():
+        if id_type not in ID_TYPES:
+            raise ValidationFailed(f"matched: {id_type[:40]!r} is not one of: "
+                                   f"{', '.join(ID_TYPES)}", pointer="/matched")
+        if type(count) is not int or not 0 <= count <= MAX_REPORTED_MATCHES:
+            raise ValidationFailed(f"matched.{id_type} must be a whole number from 0 to "
+                                   f"{MAX_REPORTED_MATCHES}", pointer=f"/matched/{id_type}")
+    session = db.get_session()
+    member_id = g.caller.member_id
+
+    def write() -> tuple[int, dict[str, Any]]:
+        add_usage(session.connection(), member_id, day,
+                  {t: {"hits": n} for t, n in matched.items()})
+        return 200, {"day": day.isoformat(), "recorded": matched}
+
+    extensions = current_app.extensions
+    return run_once(session, request, member_id, write,
+                    ttl=dt.timedelta(hours=extensions["clue_settings"].idempotency_ttl_hours),
+                    server_keys=extensions["clue_keys"])
+
+
+def _recent_day(value: Any) -> dt.date:
+    """Today or yesterday (UTC): a count for a day long past would rewrite statistics."""
+    today = db.utcnow().date()
+    try:
+        day = dt.date.fromisoformat(value) if isinstance(value, str) and len(value) == 10 \
+            else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise BadRequest("day must be a date, YYYY-MM-DD", pointer="/day")
+    if day not in (today, today - dt.timedelta(days=1)):
+        raise ValidationFailed(f"day must be today or yesterday (UTC: {today})",
+                               pointer="/day")
+    return day
 
 
 def _int_arg(name: str, default: int | None, minimum: int, maximum: int) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from clue_client.private_lookups.entries import Answer
 from clue_server.audit import services as audit
 from clue_server.config import CATEGORIES, ID_TYPES, Settings
 from clue_server.db import iso_utc, utcnow
@@ -194,7 +195,7 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
     lost = [k for k, row in fresh.items() if row["id"] not in created_ids]
     if lost:  # a concurrent request of the same member stored these first
         known.update(bulk.existing(conn, member_id, [k[2] for k in lost]))
-    _update_entries(session, attach, [made_of[k] for k, row in fresh.items()
+    _update_entries(session, attach, [(made_of[k], row["category"]) for k, row in fresh.items()
                                       if k in made_of and row["id"] in created_ids], now)
     iso = _IsoCache()
     results: list[dict[str, Any]] = []
@@ -211,7 +212,11 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
                 results.append(_report_json(row, now, created=first, iso=iso))
                 continue
             answer = known[answer]
-        results.append(_report_json(answer._asdict(), now, created=False, iso=iso))
+        row = answer._asdict()
+        if answer.id in attach:  # it has just been given its entry
+            row.update(oprf_version=attach[answer.id].oprf_version,
+                       entry_id=attach[answer.id].entry.entry_id)
+        results.append(_report_json(row, now, created=False, iso=iso))
     if created_ids:
         ordered = sorted(created_ids)
         audit.record(session, actor=member_id, action="report.register",
@@ -225,14 +230,28 @@ def _update_entries(session: Session, attach: dict[str, Any], created: list[Any]
     """Create or reseal the entries of a registration's new and re-registered reports."""
     if not attach and not created:
         return
+    # Reports moving from an older OPRF key leave its entries: reseal or tombstone them.
+    left = entries.entries_of_reports(session, attach)
     entries.attach(session, attach)
-    made = [*attach.values(), *created]
+    entries.refresh_all(session, left, now)
+    made = [*attach.values(), *(m for m, _ in created)]
+    # A new entry's answer, if no report of another member (or an older one of this
+    # member) shares it, is just this batch's reports: one reporter, today.
+    categories: dict[bytes, set[str]] = {}
+    for m, category in created:
+        for entry_id in m.new_entries():
+            categories.setdefault(entry_id, set()).add(category)
+    for m in attach.values():
+        for entry_id in m.new_entries():
+            categories.pop(entry_id, None)
+    fresh = {entry_id: Answer.of(found, 1, now.date(), now.date())
+             for entry_id, found in categories.items()}
     for version in {m.oprf_version for m in made}:
         new: dict[bytes, Any] = {}
         for m in made:
             if m.oprf_version == version:
                 new.update(m.new_entries())
-        entries.refresh(session, version, new.keys(), now, new=new)
+        entries.refresh(session, version, new.keys(), now, new=new, fresh=fresh)
 
 
 def batch_digest(report_ids: Sequence[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ matches the documented schema and headers.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -196,6 +197,9 @@ def exercise_private_lookups(http: Any, exchanges: list[Exchange], creds: Creds)
                 creds=creds).status == 200
     assert send(http, exchanges, "GET", "/v2/replica?oprf_version=9",
                 creds=creds).status == 422
+    day = dt.datetime.now(dt.UTC).date().isoformat()
+    assert send(http, exchanges, "POST", "/v2/usage", creds=creds,
+                body={"day": day, "matched": {"phone": 1}}).status == 200
 
 
 def check_exchange(document: Mapping[str, Any], exchange: Exchange) -> tuple[str, str] | None:

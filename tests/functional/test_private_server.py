@@ -360,3 +360,152 @@ def test_the_council_changes_the_bucket_size_and_old_requests_are_told(
                     {"oprf_version": 1, "prefix_bits": 16, "prefixes": [1]})
     assert (answer.status_code, answer.get_json()["prefix_bits"]) == (409, 18)
     assert signed(http, creds, "GET", "/v2/config").get_json()["prefix_bits"] == 18
+
+
+# -- the council's commands ----------------------------------------------------------------
+
+
+def _cli(database_url: str, keys_dir: Any, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from clue_server.cli import main
+
+    result = CliRunner().invoke(main, list(args), env={
+        "CLUE_DATABASE_URL": database_url, "CLUE_SERVER_KEYS_DIR": str(keys_dir),
+        "CLUE_REDIS_URL": None})
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_oprf_key_list_counts_entries_and_reports_still_to_move(
+        app: Any, database_url: str, server_keys_dir: Any, make_member: Any,
+        make_client: Any) -> None:
+    client, _ = make_client(make_member())
+    client.register("phone", PHONE, "card_theft")
+    old = client.register("ip", "8.8.4.7", "phishing")
+    with db.session_scope(app) as session:  # as a report from before migration 0008
+        session.execute(update(Report).where(Report.id == old.id).values(
+            oprf_version=None, entry_id=None))
+    listed = _cli(database_url, server_keys_dir, "oprf-key", "list")
+    assert listed.exit_code == 0, listed.output
+    assert "v1 (current): 2 live entr(ies), 1 report(s)" in listed.output
+    assert "reports without an entry under the current key: 1" in listed.output
+
+
+def test_oprf_key_create_adds_the_next_version_the_server_then_uses(
+        database_url: str, tmp_path: Any) -> None:
+    keys_dir = tmp_path / "keys"
+    assert _cli(database_url, keys_dir, "init").exit_code == 0
+    assert (keys_dir / "oprf-v1.key").exists()
+    created = _cli(database_url, keys_dir, "oprf-key", "create")
+    assert created.exit_code == 0 and "OPRF key v2 created" in created.output
+    assert (keys_dir / "oprf-v2.key").stat().st_mode & 0o077 == 0
+    server = load_server_keys(keys_dir)
+    assert (server.oprf_version, sorted(server.oprf_keys)) == (2, [1, 2])
+
+
+def test_private_set_changes_settings_audited_and_refuses_nonsense(
+        app: Any, database_url: str, server_keys_dir: Any, make_member: Any,
+        make_client: Any) -> None:
+    from clue_server.audit.models import AuditEvent
+
+    shown = _cli(database_url, server_keys_dir, "private", "show")
+    assert "prefix_bits: 16" in shown.output and "lookup_protocol: 2" in shown.output
+    for bad in (["--prefix-bits", "11"], ["--prefix-bits", "21"], ["--lookup-protocol", "3"],
+                []):
+        refused = _cli(database_url, server_keys_dir, "private", "set", *bad)
+        assert refused.exit_code == 2, refused.output
+    changed = _cli(database_url, server_keys_dir, "private", "set", "--prefix-bits", "18",
+                   "--lookup-protocol", "1")
+    assert changed.exit_code == 0, changed.output
+    assert "prefix_bits: 16 -> 18" in changed.output
+    client, _ = make_client(make_member())
+    stored = client.register("phone", PHONE, "card_theft")
+    with db.session_scope(app) as session:
+        session.execute(update(Report).where(Report.id == stored.id).values(
+            oprf_version=None, entry_id=None))
+    back = _cli(database_url, server_keys_dir, "private", "set", "--lookup-protocol", "2")
+    assert "1 report(s) have no entry yet" in back.output
+    with db.session_scope(app) as session:
+        assert council.private_lookups(session) == (18, 2)
+        actions = session.scalars(select(AuditEvent.action).where(
+            AuditEvent.action == "private.settings_set")).all()
+        assert len(actions) == 2
+
+
+# -- hit counts the SDK reports ------------------------------------------------------------
+
+
+def _hits(app: Any, member_id: str) -> dict[str, int]:
+    from clue_server.stats.models import DailyUsage
+
+    with db.session_scope(app) as session:
+        return {row.id_type: row.hits for row in session.scalars(
+            select(DailyUsage).where(DailyUsage.member_id == member_id))}
+
+
+def test_members_report_their_private_matches_for_the_hit_rate_once_per_key(
+        app: Any, http: Any, make_member: Any) -> None:
+    creds = make_member()
+    today = db.utcnow().date().isoformat()
+    body = {"day": today, "matched": {"phone": 3, "email": 1}}
+    first = signed(http, creds, "POST", "/v2/usage", body, headers={"Idempotency-Key": "u-1"})
+    assert first.status_code == 200 and first.get_json()["recorded"] == body["matched"]
+    again = signed(http, creds, "POST", "/v2/usage", body, headers={"Idempotency-Key": "u-1"})
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert _hits(app, creds.member_id) == {"phone": 3, "email": 1}
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"day": "2026-11-30"}, 400),
+    ({"day": 20261130, "matched": {"phone": 1}}, 400),
+    ({"day": "30/11/2026", "matched": {"phone": 1}}, 400),
+    ({"day": "2001-01-01", "matched": {"phone": 1}}, 422),
+    ({"day": "today", "matched": {}}, 400),
+    ({"day": "today", "matched": [1]}, 400),
+    ({"day": "today", "matched": {"fax": 1}}, 422),
+    ({"day": "today", "matched": {"phone": -1}}, 422),
+    ({"day": "today", "matched": {"phone": True}}, 422),
+    ({"day": "today", "matched": {"phone": 10**7 + 1}}, 422),
+    ({"day": "today", "matched": {"phone": 1}, "extra": 1}, 400),
+])
+def test_malformed_usage_reports_are_refused_and_count_nothing(
+        app: Any, http: Any, make_member: Any, body: dict[str, Any], status: int) -> None:
+    creds = make_member()
+    if body.get("day") == "today":
+        body = {**body, "day": db.utcnow().date().isoformat()}
+    answer = signed(http, creds, "POST", "/v2/usage", body)
+    assert answer.status_code == status, answer.get_json()
+    assert _hits(app, creds.member_id) == {}
+
+
+def test_a_report_registered_again_under_a_new_oprf_key_leaves_its_old_entry(
+        app: Any, http: Any, make_member: Any, make_client: Any, server_keys_dir: Any,
+        network: keys.Keyring, tmp_path: Any) -> None:
+    import shutil
+
+    from clue_server import create_app
+    from clue_server.keystore import new_oprf_key
+
+    reporter = make_member("Rep Pay")
+    client, _ = make_client(reporter)
+    stored = client.register("phone", PHONE, "card_theft")
+    (old_id,) = _entry_ids(app, stored.id)
+    rotated = tmp_path / "rotated-keys"
+    shutil.copytree(server_keys_dir, rotated)
+    assert new_oprf_key(rotated)[0] == 2
+    newer = create_app({"database_url": app.extensions["clue_settings"].database_url,
+                        "server_keys_dir": rotated, "redis_url": None})
+    try:
+        again = signed(newer.test_client(), reporter, "POST", "/v1/reports", {"reports": [{
+            **client._token_fields("phone", PHONE, 1), "category": "card_theft"}]})
+        assert again.status_code == 200, again.get_json()
+        assert again.get_json()["reports"][0]["oprf_version"] == 2
+    finally:
+        db.dispose(newer)
+    with db.session_scope(app) as session:
+        old = session.get(Entry, (1, old_id))
+        assert old is not None and old.deleted_at is not None  # v1's entry is gone
+        (new,) = session.scalars(select(Entry).where(Entry.oprf_version == 2)).all()
+        assert new.deleted_at is None and new.sealed is not None

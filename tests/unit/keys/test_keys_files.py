@@ -20,7 +20,7 @@ import keys._sealing
 
 PASSPHRASE = b"correct horse battery staple"
 PRIVATE_PURPOSES = ("member-signing", "member-hpke", "server-signing")
-SYMMETRIC_PURPOSES = ("network", "pepper", "member-notes")
+SYMMETRIC_PURPOSES = ("network", "pepper", "member-notes", "oprf")
 
 
 def new_private(purpose: str) -> keys.PrivateKey:
