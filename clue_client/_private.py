@@ -558,8 +558,8 @@ def own_entries(tokens: Tokens, oprf_version: int) -> Plan[frozenset[bytes]]:
     after: str | None = None
     while True:
         page, after = yield from _calls.reports_page(tokens, after, 500)
-        own.update(r.entry_id for r in page
-                   if r.entry_id is not None and r.oprf_version == oprf_version)
+        own.update(entry_id for r in page if r.oprf_version == oprf_version
+                   for entry_id in (r.entry_id, r.folded_entry_id) if entry_id is not None)
         if not after:
             return frozenset(own)
 

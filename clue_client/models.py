@@ -89,10 +89,12 @@ class Report:
     #: longer matches. None if it is not suspended.
     suspended_at: dt.datetime | None = None
     #: Protocol version 2: the OPRF key version of the report's entry, and the entry's
-    #: 16-byte id (an e-mail: its exact entry), when the server computed one. A replica
-    #: holder keeps these to say ``reported_by_me`` locally.
+    #: 16-byte id (an e-mail: its exact entry; ``folded_entry_id`` its folded one), when
+    #: the server computed one. A replica holder keeps these to say ``reported_by_me``
+    #: locally.
     oprf_version: int | None = None
     entry_id: bytes | None = None
+    folded_entry_id: bytes | None = None
 
     @property
     def suspended(self) -> bool:
@@ -112,7 +114,7 @@ class Report:
             created=None if created is None else _bool(created), note=note,
             suspended_at=_opt_datetime(suspended_at),
             oprf_version=None if oprf_version is None else _int(oprf_version),
-            entry_id=entry_id,
+            entry_id=entry_id, folded_entry_id=_entry_id(data.get("folded_entry_id")),
         )
 
 

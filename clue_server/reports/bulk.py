@@ -36,10 +36,11 @@ class Existing(NamedTuple):
     suspended_at: dt.datetime | None
     oprf_version: int | None
     entry_id: bytes | None
+    folded_entry_id: bytes | None
 
 
 _COLUMNS = ("id, id_type, category, key_version, token_hash, note, created_at, expires_at, "
-            "suspended_at, oprf_version, entry_id")
+            "suspended_at, oprf_version, entry_id, folded_entry_id")
 _INSERT_COLUMNS = ("id", "member_id", "id_type", "category", "key_version", "pepper_version",
                    "token_hash", "folded_hash", "created_at", "expires_at", "note",
                    "oprf_version", "entry_id", "folded_entry_id")

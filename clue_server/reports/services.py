@@ -214,8 +214,9 @@ def register(session: Session, member_id: str, reports: Sequence[NewReport],
             answer = known[answer]
         row = answer._asdict()
         if answer.id in attach:  # it has just been given its entry
-            row.update(oprf_version=attach[answer.id].oprf_version,
-                       entry_id=attach[answer.id].entry.entry_id)
+            made = attach[answer.id]
+            row.update(oprf_version=made.oprf_version, entry_id=made.entry.entry_id,
+                       folded_entry_id=made.folded.entry_id if made.folded else None)
         results.append(_report_json(row, now, created=False, iso=iso))
     if created_ids:
         ordered = sorted(created_ids)
@@ -407,6 +408,8 @@ def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
         # which entries are its own (docs/private-lookups.md §5); None before it has one.
         "oprf_version": row.get("oprf_version"),
         "entry_id": b64url(row["entry_id"]) if row.get("entry_id") else None,
+        "folded_entry_id": (b64url(row["folded_entry_id"]) if row.get("folded_entry_id")
+                            else None),
     }
     if created is not None:
         data["created"] = created
@@ -414,4 +417,4 @@ def _report_json(report: Report | Mapping[str, Any], now: dt.datetime,
 
 
 _JSON_FIELDS = ("id", "id_type", "category", "key_version", "created_at", "expires_at", "note",
-                "suspended_at", "oprf_version", "entry_id")
+                "suspended_at", "oprf_version", "entry_id", "folded_entry_id")

@@ -123,12 +123,11 @@ def test_the_replica_answers_locally_like_the_online_look_up(tmp_path: Path, mak
     assert _paths(adapter) == ["/v2/evaluations"]  # no bucket, no prefix revealed
 
     # The reporter's own entries come from its reports (GET /v1/reports lists each
-    # report's entry: an e-mail's exact one). A folded-only match of its own e-mail is
-    # not known locally until that listing names folded entries too.
+    # report's entry and, for an e-mail, its folded entry): locally as online.
     _, own, _ = _both(make_client, reporter)
     own.sync_replica(tmp_path / "reporter")
     local = own.lookup_local_many(asked)
-    assert [r.reported_by_me for r in local] == [True, True, False, False]
+    assert [r.reported_by_me for r in local] == [True, True, True, False]
     assert [r.reported_by_me for r in own.lookup_many(asked)] == [True, True, True, False]
 
 
