@@ -541,24 +541,40 @@ def sdk_phase(server: Server, network: keys.Keyring, calls: int) -> dict[str, An
         connects.append(address)
         return original(self, address)
 
-    client = ClueClient(server.url, signing_key=server.member_key,
-                        server_public_key=server.server_keys.public_key,
-                        server_key_id=server.server_keys.signing_key_id, network_keys=network)
+    def client_for(private: bool) -> ClueClient:
+        return ClueClient(server.url, signing_key=server.member_key,
+                          server_public_key=server.server_keys.public_key,
+                          server_key_id=server.server_keys.signing_key_id,
+                          network_keys=network, private_lookups=private)
+
+    # Protocol 1 and 2 side by side, in alternating blocks: the SDK's added CPU of a
+    # private look-up is the difference.
+    clients = {"v1": client_for(False), "v2": client_for(True)}
     phones = [phone_as_typed(canonical_identifier(i * 10)[1]) for i in range(200)]
-    for phone in phones[:20]:  # warm up: imports, metadata, the first connection
-        client.lookup(phone=phone)
+    for client in clients.values():
+        for phone in phones[:20]:  # warm up: imports, metadata, the first connection
+            client.lookup(phone=phone)
     socket.socket.connect = counting  # type: ignore[method-assign]
-    matched = 0
+    cpu, wall, matched = dict.fromkeys(clients, 0.0), dict.fromkeys(clients, 0.0), {}
+    block = 50
     try:
-        start_cpu, start = time.process_time(), time.monotonic()
-        for i in range(calls):
-            matched += client.lookup(phone=phones[i % len(phones)])["phone"].matched
-        cpu, wall = time.process_time() - start_cpu, time.monotonic() - start
+        for start_call in range(0, calls, block):
+            for name, client in clients.items():
+                start_cpu, start = time.process_time(), time.monotonic()
+                for i in range(start_call, min(calls, start_call + block)):
+                    found = client.lookup(phone=phones[i % len(phones)])["phone"].matched
+                    matched[name] = matched.get(name, 0) + found
+                cpu[name] += time.process_time() - start_cpu
+                wall[name] += time.monotonic() - start
     finally:
         socket.socket.connect = original  # type: ignore[method-assign]
-    return {"calls": calls, "sdk_cpu_ms_per_lookup": round(1000 * cpu / calls, 3),
-            "wall_ms_per_lookup": round(1000 * wall / calls, 3),
-            "tcp_connections_opened": len(connects), "matched": matched}
+    if matched["v1"] != matched["v2"]:
+        raise RuntimeError(f"v1 and v2 look-ups disagree: {matched}")
+    return {"calls": calls, "sdk_cpu_ms_per_lookup": round(1000 * cpu["v1"] / calls, 3),
+            "wall_ms_per_lookup": round(1000 * wall["v1"] / calls, 3),
+            "v2_sdk_cpu_ms_per_lookup": round(1000 * cpu["v2"] / calls, 3),
+            "v2_wall_ms_per_lookup": round(1000 * wall["v2"] / calls, 3),
+            "tcp_connections_opened": len(connects), "matched": matched["v1"]}
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -816,7 +832,9 @@ def report(tallies: dict[tuple[str, str], Tally], paced: dict[str, Tally], sdk: 
     if sdk:
         print(f"\nSDK (one thread, {sdk['calls']} lookup() calls on {configs[0]}): "
               f"{sdk['sdk_cpu_ms_per_lookup']:.3f} ms client CPU per call, "
-              f"{sdk['wall_ms_per_lookup']:.3f} ms wall; TCP connections opened: "
+              f"{sdk['wall_ms_per_lookup']:.3f} ms wall; private (v2): "
+              f"{sdk['v2_sdk_cpu_ms_per_lookup']:.3f} ms client CPU, "
+              f"{sdk['v2_wall_ms_per_lookup']:.3f} ms wall; TCP connections opened: "
               f"{sdk['tcp_connections_opened']}")
     if any(t.ran_out for t in tallies.values()):
         print("\nnote: some slices used up their pre-signed requests before the time was up "
