@@ -33,9 +33,9 @@ def oprf_key_list() -> None:
     with _session() as session:
         live = dict(session.execute(select(Entry.oprf_version, func.count())
                                     .where(Entry.deleted_at.is_(None))
-                                    .group_by(Entry.oprf_version)).tuples().all())
+                                    .group_by(Entry.oprf_version)).all())
         reports = dict(session.execute(select(Report.oprf_version, func.count())
-                                       .group_by(Report.oprf_version)).tuples().all())
+                                       .group_by(Report.oprf_version)).all())
     newest = max(versions, default=None)
     for version in sorted(versions):
         mark = " (current)" if version == newest else ""
