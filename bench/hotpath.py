@@ -509,12 +509,19 @@ def seed_api(server: Server, toks: Tokens, count: int) -> None:
             items = [{**toks.item(i), "category": CATEGORIES[i % 10]}
                      for i in range(start, min(count, start + 1000))]
             body = json.dumps({"reports": items}, separators=(",", ":")).encode()
-            raw = raw_request(server, "POST", "/v1/reports", body)
-            head, _, payload = raw.partition(b"\r\n\r\n")
-            headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:])
-            conn.request("POST", "/v1/reports", body=payload, headers=headers)
-            answer = conn.getresponse()
-            answer.read()
+            for _attempt in range(5):
+                # Signed afresh each time: a 503 (Redis restarted by someone else's test,
+                # say) is answered again after its Retry-After, as the SDK would.
+                raw = raw_request(server, "POST", "/v1/reports", body)
+                head, _, payload = raw.partition(b"\r\n\r\n")
+                headers = dict(line.split(": ", 1)
+                               for line in head.decode().split("\r\n")[1:])
+                conn.request("POST", "/v1/reports", body=payload, headers=headers)
+                answer = conn.getresponse()
+                answer.read()
+                if answer.status != 503:
+                    break
+                time.sleep(float(answer.getheader("Retry-After") or 1))
             if answer.status != 201:
                 raise RuntimeError(f"{server.name}: seeding answered {answer.status}")
             if answer.will_close:  # a server without keep-alive (an older checkout)
