@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -67,6 +69,8 @@ __all__ = ["CONFIG_TTL", "DELTA_TYPE", "Bucket", "ConfigCache", "Evaluated", "Se
 V2 = "/v2"
 #: Seconds the client trusts a fetched ``GET /v2/config``.
 CONFIG_TTL = 300.0
+#: Seconds between two reports of match counts (``POST /v2/usage``).
+USAGE_EVERY = 60.0
 #: The content type of a replica delta (docs/private-lookups.md §7).
 DELTA_TYPE = "application/vnd.clue.replica-delta"
 PREFIX_BITS_CHANGED = "urn:clue:problem:prefix-bits-changed"
@@ -113,14 +117,81 @@ class ServerConfig:
         return config
 
 
+class UsageTally:
+    """How many of this client's private look-ups matched, per UTC day and type, not yet
+    reported (``POST /v2/usage``): the server cannot see matches, and the council's hit
+    rate comes from these counts. Reported at most every :data:`USAGE_EVERY` seconds,
+    after a look-up, and by ``flush_usage``. Thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._counts: dict[tuple[str, str], int] = {}
+        self._sent = clock()
+        self._lock = threading.Lock()
+
+    def add(self, results: Sequence[LookupResult]) -> None:
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        with self._lock:
+            for result in results:
+                key = (day, result.id_type)
+                self._counts[key] = self._counts.get(key, 0) + int(result.matched)
+
+    def take(self, *, force: bool = False) -> dict[str, dict[str, int]]:
+        """``{day: {type: matched}}`` to report now (emptied), or ``{}`` if not due."""
+        with self._lock:
+            if not self._counts or (not force and self._clock() - self._sent < USAGE_EVERY):
+                return {}
+            taken, self._counts, self._sent = self._counts, {}, self._clock()
+        days: dict[str, dict[str, int]] = {}
+        for (day, id_type), count in taken.items():
+            days.setdefault(day, {})[id_type] = count
+        return days
+
+    def give_back(self, day: str, counts: Mapping[str, int]) -> None:
+        """Counts a report failed to deliver: sent again with the next one."""
+        with self._lock:
+            for id_type, count in counts.items():
+                self._counts[(day, id_type)] = self._counts.get((day, id_type), 0) + count
+
+
+def report_usage(tally: UsageTally, *, force: bool = False,
+                 retry: bool = False) -> Plan[int]:
+    """Report what ``tally`` holds if due (``force``: now): one ``POST /v2/usage`` per day,
+    each with its own Idempotency-Key so a retry is not counted twice. Best effort: what
+    fails is kept for the next report. Returns how many matches were reported."""
+    delivered = 0
+    today = dt.datetime.now(dt.UTC).date()
+    for day, counts in tally.take(force=force).items():
+        if dt.date.fromisoformat(day) < today - dt.timedelta(days=1):
+            continue  # the server takes today and yesterday only
+        try:
+            yield Call("POST", "/usage", {"day": day, "matched": counts}, api=V2, retry=retry,
+                       headers={"Idempotency-Key": f"usage-{uuid.uuid4().hex}"})
+        except (ClueError, OSError):
+            tally.give_back(day, counts)
+            continue
+        delivered += sum(counts.values())
+    return delivered
+
+
+def _counted(cache: ConfigCache, results: list[LookupResult]) -> Plan[list[LookupResult]]:
+    """Count a private look-up's matches and, when due, report the counts: the results
+    are returned whatever the report's fate."""
+    cache.usage.add(results)
+    yield from report_usage(cache.usage)
+    return results
+
+
 class ConfigCache:
-    """The last ``GET /v2/config`` answer for :data:`CONFIG_TTL` seconds (``None``: the
-    server has no version 2). Thread-safe: one value replaced atomically."""
+    """The client's protocol-2 state: the last ``GET /v2/config`` answer for
+    :data:`CONFIG_TTL` seconds (``None``: the server has no version 2), and the match
+    counts still to report (``usage``). Thread-safe: one value replaced atomically."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._entry: tuple[float, ServerConfig | None] | None = None
         self._lock = threading.Lock()
+        self.usage = UsageTally(clock)
 
     def get(self) -> tuple[bool, ServerConfig | None]:
         """``(fresh, config)``: fresh is False when the server must be asked again."""
@@ -393,9 +464,9 @@ def lookup_private(cache: ConfigCache, config: ServerConfig,
         prefix_bits = current
         found = yield from all_buckets(config, prefix_bits, _prefixes(evaluated, prefix_bits),
                                        retry=retry)
-    return [match_bucket(config.oprf_version, one, found[bucket_prefix(one.bucket_id,
-                                                                       prefix_bits)], value)
-            for one, value in zip(evaluated, values, strict=True)]
+    return (yield from _counted(cache, [
+        match_bucket(config.oprf_version, one, found[bucket_prefix(one.bucket_id, prefix_bits)],
+                     value) for one, value in zip(evaluated, values, strict=True)]))
 
 
 def _prefixes(evaluated: Sequence[Evaluated], prefix_bits: int) -> list[int]:
@@ -579,8 +650,8 @@ def lookup_local(cache: ConfigCache, store: ReplicaStore,
                           "it again")
     config = replace(config, oprf_version=replica.oprf_version)
     evaluated, _ = yield from evaluate_all(config, [group[0] for group in groups])
-    return [match_replica(replica, one, store.own, value)
-            for one, value in zip(evaluated, values, strict=True)]
+    return (yield from _counted(cache, [match_replica(replica, one, store.own, value)
+                                        for one, value in zip(evaluated, values, strict=True)]))
 
 
 # -- watching ------------------------------------------------------------------------------------

@@ -173,8 +173,12 @@ class AsyncClueClient(ClientBase):
     # -- lifetime ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the kept-alive connections (and the httpx client, if this client made it)."""
-        await self._http.aclose()
+        """Report the match counts not yet sent (best effort), then close the kept-alive
+        connections (and the httpx client, if this client made it)."""
+        try:
+            await self.flush_usage()
+        finally:
+            await self._http.aclose()
 
     close = aclose
 
@@ -346,6 +350,10 @@ class AsyncClueClient(ClientBase):
                              timeout: float | None = None) -> ServerConfig | None:
         """The server's protocol-2 settings (cached 300 s), or None without version 2."""
         return await self._run(_private.server_config(self._v2, refresh=refresh), timeout)
+
+    async def flush_usage(self, *, timeout: float | None = None) -> int:
+        """See :meth:`ClueClient.flush_usage`."""
+        return await self._run(_private.report_usage(self._v2.usage, force=True), timeout)
 
     async def sync_replica(self, store: ReplicaStore | str | os.PathLike[str], *,
                            on_delta: Callable[[Delta], None] | None = None,

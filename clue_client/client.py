@@ -325,8 +325,13 @@ class ClueClient(ClientBase):
     # -- lifetime ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the kept-alive connections; later calls raise TransportError."""
-        self._http.close()
+        """Report the private look-ups' match counts not yet sent (best effort, within
+        the client's timeout), then close the kept-alive connections; later calls raise
+        TransportError."""
+        try:
+            self.flush_usage()
+        finally:
+            self._http.close()
 
     def __enter__(self) -> ClueClient:
         return self
@@ -513,6 +518,13 @@ class ClueClient(ClientBase):
         """The server's protocol-2 settings (``GET /v2/config``, cached for 300 s), or
         None if it has no version 2."""
         return self._run(_private.server_config(self._v2, refresh=refresh), timeout)
+
+    def flush_usage(self, *, timeout: float | None = None) -> int:
+        """Report now how many private look-ups matched, per day and type, for the
+        council's hit rate (``POST /v2/usage``; otherwise done at most once a minute
+        after a look-up, and by :meth:`close`). Never per identifier; best effort.
+        Returns how many matches were reported."""
+        return self._run(_private.report_usage(self._v2.usage, force=True), timeout)
 
     def sync_replica(self, store: ReplicaStore | str | os.PathLike[str], *,
                      on_delta: Callable[[Delta], None] | None = None,

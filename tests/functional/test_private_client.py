@@ -293,3 +293,62 @@ def test_the_async_client_runs_the_same_private_look_ups(
     assert online == local == expected  # the server's default (protocol 2) was followed
     assert "/v2/buckets" in {request.url.path for request in transport.captured}
     assert [(a.event, a.ref, a.kind) for a in alerts] == [("reported", "acct-9", "folded")]
+
+
+# -- match counts for the council's hit rate ----------------------------------------------
+
+
+def _hits(app: Any, member_id: str) -> dict[str, tuple[int, int]]:
+    from sqlalchemy import select
+
+    from clue_server.stats.models import DailyUsage
+
+    with db.session_scope(app) as session:
+        return {row.id_type: (row.lookups, row.hits) for row in session.scalars(
+            select(DailyUsage).where(DailyUsage.member_id == member_id))}
+
+
+def test_private_matches_are_counted_and_reported_for_the_hit_rate(
+        app: Any, make_member: Any, make_client: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from clue_client import _private
+
+    reporter, asker = make_member("Rep Pay"), make_member("Ask Bank")
+    make_client(reporter)[0].register("phone", PHONE, "phishing")
+    _, v2, adapter = _both(make_client, asker)
+    v2.lookup_many([("phone", PHONE), ("phone", MISS), ("phone", PHONE)])
+    assert "/v2/usage" not in _paths(adapter)  # not due yet: at most once a minute
+    assert _hits(app, asker.member_id) == {"phone": (3, 0)}  # the server saw no match
+    assert v2.flush_usage() == 2  # matches reported
+    assert _hits(app, asker.member_id) == {"phone": (3, 2)}
+    assert v2.flush_usage() == 0  # nothing twice
+
+    monkeypatch.setattr(_private, "USAGE_EVERY", 0.0)  # due after every look-up
+    v2.lookup(phone=PHONE)
+    assert _paths(adapter)[-1] == "/v2/usage"
+    assert _hits(app, asker.member_id) == {"phone": (4, 3)}
+    monkeypatch.setattr(_private, "USAGE_EVERY", 3600.0)
+    v2.lookup(phone=PHONE)  # a match, not reported yet
+    assert _hits(app, asker.member_id) == {"phone": (5, 3)}
+    v2.close()  # reports what is left
+    assert _hits(app, asker.member_id) == {"phone": (5, 4)}
+
+
+def test_a_failed_usage_report_keeps_the_counts_and_never_fails_the_look_up() -> None:
+    from clue_client import _private
+    from clue_client.errors import TransportError
+    from clue_client.models import LookupResult
+
+    tally = _private.UsageTally(clock=lambda: 1e9)
+    tally.add([LookupResult(id_type="phone", matched=True),
+               LookupResult(id_type="email", matched=False)])
+    plan = _private.report_usage(tally, force=True)
+    call = next(plan)
+    assert (call.method, call.api + call.path) == ("POST", "/v2/usage")
+    assert call.body["matched"] == {"phone": 1, "email": 0}
+    assert call.headers["Idempotency-Key"].startswith("usage-")
+    with pytest.raises(StopIteration) as done:
+        plan.throw(TransportError("server unreachable"))
+    assert done.value.value == 0
+    again = _private.report_usage(tally, force=True)
+    assert next(again).body["matched"] == {"phone": 1, "email": 0}  # kept for next time
