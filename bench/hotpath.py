@@ -12,12 +12,15 @@
 
 It then fires, in rounds of short slices that take turns (so every figure shares the
 same background load): the floor; a signed ``GET /v1/ping``; a single look-up; a
-look-up of 100; a registration of 1,000. Requests are signed beforehand with the SDK's
+look-up of 100; a registration of 1,000; and the two requests of a private (protocol
+v2) look-up, an evaluation of one blinded element and a bucket request (their sum is
+printed beside a v1 single look-up). Each slice starts and ends with the server idle,
+so answers still in flight count in their own slice. Requests are signed beforehand with the SDK's
 own code (``clue_client.protocol``) and replayed by wrk (bench/wrk.lua), each exactly
 once, so the load generator costs a fraction of the server it measures. A last phase
 offers single look-ups at a fixed rate (``--rate``, default 1,000/s) for the latency
-percentiles, and an SDK phase measures the client's own CPU per ``lookup()`` and how
-many TCP connections it opened.
+percentiles, and an SDK phase measures the client's own CPU per ``lookup()``, by
+protocol 1 and 2 in alternating blocks, and how many TCP connections it opened.
 
 Server CPU per request is read from /proc: the gunicorn master and workers, plus the
 PostgreSQL backends serving that configuration's database (and redis-server for the

@@ -10,7 +10,7 @@ one thread, and prints what a member and the server pay per identifier:
 * **server, per identifier**: BlindEvaluate (a look-up's evaluation), Evaluate +
   HKDF + seal (a registration), and v1's per-item crypto (HMAC under the pepper) for
   scale. Request handling (signature check, JSON, database) is not included: it is
-  the same machinery as v1's and is measured by bench/lookup.py.
+  the same machinery as v1's and is measured by bench/hotpath.py.
 * **replica**: building a replica of ``--entries`` entries (default 10,000,000; ids and
   sealed answers random except ``--probes`` real ones), the memory it holds, and one
   look-up against it (id probe + opening the answer), for identifiers that are and
