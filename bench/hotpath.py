@@ -615,14 +615,14 @@ def admit(url: str, keys_dir: Path, name: str, tree: Path) -> tuple[Any, str]:
     if tree != ROOT:  # an older checkout: its own schema, through its own code
         result = subprocess.run(
             [str(tree / ".venv" / "bin" / "python"), "-c", _OLD_SETUP, url, str(keys_dir),
-             f"Bench {name}", member_key.public_key().public_bytes_raw().hex()],
+             f"Bench {name} {os.getpid()}", member_key.public_key().public_bytes_raw().hex()],
             capture_output=True, text=True, check=True, cwd=tree,
             env={**os.environ, "PYTHONPATH": str(tree)})
         return member_key, result.stdout.strip().splitlines()[-1]
     upgrade(url)
     app = create_app({"database_url": url, "server_keys_dir": keys_dir, "redis_url": None})
     with session_scope(app) as session:
-        member = add_member(session, f"Bench {name}", member_key.public_key())
+        member = add_member(session, f"Bench {name} {os.getpid()}", member_key.public_key())
         set_member_quota(session, member.id, 10**9, 10**9, actor="bench")
         member_id = member.id
     db.dispose(app)
