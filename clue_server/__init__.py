@@ -82,8 +82,14 @@ def create_app(config: Mapping[str, Any] | None = None, *, load_keys: bool = Tru
         with sessions() as session:
             return council.private_lookups(session)
 
+    def _v1_retired() -> bool:
+        with sessions() as session:
+            return council.v1_lookups_retired(session)
+
     extensions["clue_private_settings"] = Refreshed(_private)
+    extensions["clue_v1_retired"] = Refreshed(_v1_retired)
     invalidate_on_change(extensions["clue_private_settings"], CouncilSetting)
+    invalidate_on_change(extensions["clue_v1_retired"], CouncilSetting)
     extensions["clue_retired_versions"] = Refreshed(_retired)
     extensions["clue_retention"] = Refreshed(_retention)
     invalidate_on_change(extensions["clue_key_cache"], Member, MemberKey)

@@ -89,6 +89,12 @@ class PrefixBitsChanged(ClueError):
     status, slug, title = 409, "prefix-bits-changed", "The bucket prefix length has changed"
 
 
+class ProtocolRetired(ClueError):
+    """A protocol-1 look-up after the council retired it: look up privately (v2)."""
+
+    status, slug, title = 410, "protocol-retired", "Protocol version 1 look-ups are retired"
+
+
 class CursorExpired(ClueError):
     """A replica cursor older than the oldest kept tombstone: download again from 0."""
 
@@ -127,7 +133,7 @@ ALL_ERRORS: tuple[type[ClueError], ...] = (
     ClueError, BadRequest, InvalidJson, ValidationFailed, Unauthenticated, ReplayedRequest,
     MemberSuspended, NotFound, MethodNotAllowed, IdempotencyConflict, IdempotencyInProgress,
     PayloadTooLarge, UnsupportedMediaType, QuotaExceeded, NotCustodian, ServiceUnavailable,
-    StoreRestarted, PrefixBitsChanged, CursorExpired,
+    StoreRestarted, PrefixBitsChanged, CursorExpired, ProtocolRetired,
 )
 
 

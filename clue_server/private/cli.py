@@ -64,11 +64,13 @@ def private() -> None:
 
 @private.command("show")
 def private_show() -> None:
-    """The bucket prefix length and the look-up protocol the SDK follows."""
+    """The bucket prefix length, the look-up protocol the SDK follows, and whether
+    protocol-1 look-ups are still answered."""
     with _session() as session:
         bits, protocol = council.private_lookups(session)
+        retired = council.v1_lookups_retired(session)
     click.echo(f"prefix_bits: {bits} (about {300_000_000 >> bits:,} mobile numbers per "
-               f"bucket)\nlookup_protocol: {protocol}")
+               f"bucket)\nlookup_protocol: {protocol}\nv1_lookups: {_v1(retired)}")
 
 
 @private.command("set")
@@ -76,10 +78,13 @@ def private_show() -> None:
               help="Bits of an entry id a bucket request reveals.")
 @click.option("--lookup-protocol", type=click.IntRange(1, 2),
               help="2 once every report has its entry: SDKs then look up privately.")
-def private_set(prefix_bits: int | None, lookup_protocol: int | None) -> None:
-    """Change either setting (audited); app servers follow within a second."""
-    if prefix_bits is None and lookup_protocol is None:
-        raise click.UsageError("give --prefix-bits and/or --lookup-protocol")
+@click.option("--v1-lookups", type=click.Choice(["open", "retired"]),
+              help="retired: protocol-1 look-ups answer 410 (needs --lookup-protocol 2).")
+def private_set(prefix_bits: int | None, lookup_protocol: int | None,
+                v1_lookups: str | None) -> None:
+    """Change these settings (audited); app servers follow within a second."""
+    if prefix_bits is None and lookup_protocol is None and v1_lookups is None:
+        raise click.UsageError("give --prefix-bits, --lookup-protocol and/or --v1-lookups")
     with _session() as session:
         before = council.private_lookups(session)
         if lookup_protocol == 2 and before[1] != 2:
@@ -89,8 +94,24 @@ def private_set(prefix_bits: int | None, lookup_protocol: int | None) -> None:
                 click.echo(f"warning: {missing} report(s) have no entry yet; private "
                            "look-ups will not find them until they are registered again",
                            err=True)
-        council.set_private_lookups(session, actor="council", prefix_bits=prefix_bits,
-                                    lookup_protocol=lookup_protocol)
+        was_retired = council.v1_lookups_retired(session)
+        try:
+            if v1_lookups == "open":  # first, so that --lookup-protocol 1 may follow
+                council.retire_v1_lookups(session, actor="council", retired=False)
+            if prefix_bits is not None or lookup_protocol is not None:
+                council.set_private_lookups(session, actor="council", prefix_bits=prefix_bits,
+                                            lookup_protocol=lookup_protocol)
+            if v1_lookups == "retired":
+                council.retire_v1_lookups(session, actor="council")
+        except council.SettingError as exc:
+            session.rollback()
+            raise click.ClickException(str(exc)) from None
         after = council.private_lookups(session)
+        retired = council.v1_lookups_retired(session)
     click.echo(f"prefix_bits: {before[0]} -> {after[0]}\n"
-               f"lookup_protocol: {before[1]} -> {after[1]}")
+               f"lookup_protocol: {before[1]} -> {after[1]}\n"
+               f"v1_lookups: {_v1(was_retired)} -> {_v1(retired)}")
+
+
+def _v1(retired: bool) -> str:
+    return "retired" if retired else "open"

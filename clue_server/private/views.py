@@ -82,6 +82,7 @@ def config() -> dict[str, Any]:
     return {"oprf_version": server_keys.oprf_version,
             "oprf_versions": sorted(server_keys.oprf_keys), "prefix_bits": prefix_bits,
             "lookup_protocol": lookup_protocol,
+            "v1_lookups": "retired" if current_app.extensions["clue_v1_retired"]() else "open",
             "max_items": current_app.extensions["clue_settings"].max_batch_items,
             "max_prefixes": MAX_PREFIXES}
 

@@ -30,7 +30,7 @@ PREFIX_BITS_RANGE = (12, 20)
 KNOWN_KEYS = frozenset({*(f"retention_days.{t}" for t in ID_TYPES), "quota.daily_lookups",
                         "quota.daily_registrations", "dispute.deadline_days",
                         "private.prefix_bits", "private.lookup_protocol",
-                        "private.tombstone_horizon"})
+                        "private.tombstone_horizon", "private.v1_lookups"})
 
 
 class SettingError(ValueError):
@@ -94,6 +94,26 @@ def private_lookups(session: Session) -> tuple[int, int]:
             get_int(session, "private.lookup_protocol", 2))
 
 
+def v1_lookups_retired(session: Session) -> bool:
+    """Whether the council retired protocol-1 look-ups (``private.v1_lookups`` 0)."""
+    return get_int(session, "private.v1_lookups", 1) == 0
+
+
+def retire_v1_lookups(session: Session, *, actor: str, retired: bool = True) -> bool:
+    """Retire (or reopen) protocol-1 look-ups, audited; the previous state. Retiring
+    needs ``lookup_protocol`` 2 first: the SDKs must already look up privately."""
+    from clue_server.audit import services as audit
+
+    previous = v1_lookups_retired(session)
+    if retired and private_lookups(session)[1] != 2:
+        raise SettingError("set lookup_protocol to 2 first: SDKs that follow the council "
+                           "would still ask by protocol 1")
+    set_int(session, "private.v1_lookups", 0 if retired else 1, minimum=0, maximum=1)
+    audit.record(session, actor=actor, action="private.v1_lookups_set", subject="council",
+                 retired=retired, previous_retired=previous)
+    return previous
+
+
 def set_private_lookups(session: Session, *, actor: str, prefix_bits: int | None = None,
                         lookup_protocol: int | None = None) -> tuple[int, int]:
     """Change either setting (audited); returns the previous pair."""
@@ -104,6 +124,9 @@ def set_private_lookups(session: Session, *, actor: str, prefix_bits: int | None
         set_int(session, "private.prefix_bits", prefix_bits, minimum=PREFIX_BITS_RANGE[0],
                 maximum=PREFIX_BITS_RANGE[1])
     if lookup_protocol is not None:
+        if lookup_protocol == 1 and v1_lookups_retired(session):
+            raise SettingError("protocol-1 look-ups are retired: reopen them first "
+                               "(--v1-lookups open)")
         set_int(session, "private.lookup_protocol", lookup_protocol, minimum=1, maximum=2)
     audit.record(session, actor=actor, action="private.settings_set", subject="council",
                  prefix_bits=prefix_bits, lookup_protocol=lookup_protocol,

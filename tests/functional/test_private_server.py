@@ -107,8 +107,8 @@ def test_config_names_the_oprf_key_bucket_size_and_protocol(
     answer = signed(http, make_member(), "GET", "/v2/config")
     assert answer.status_code == 200
     assert answer.get_json() == {"oprf_version": 1, "oprf_versions": [1], "prefix_bits": 16,
-                                 "lookup_protocol": 2, "max_items": 1000,
-                                 "max_prefixes": 100}
+                                 "lookup_protocol": 2, "v1_lookups": "open",
+                                 "max_items": 1000, "max_prefixes": 100}
     assert "Signature" in answer.headers  # signed like every v1 answer
 
 
@@ -509,3 +509,45 @@ def test_a_report_registered_again_under_a_new_oprf_key_leaves_its_old_entry(
         assert old is not None and old.deleted_at is not None  # v1's entry is gone
         (new,) = session.scalars(select(Entry).where(Entry.oprf_version == 2)).all()
         assert new.deleted_at is None and new.sealed is not None
+
+
+def test_the_council_retires_protocol_1_lookups_once_sdks_look_up_privately(
+        app: Any, http: Any, database_url: str, server_keys_dir: Any, make_member: Any,
+        make_client: Any) -> None:
+    from clue_client.errors import ClueError
+
+    creds = make_member()
+    with db.session_scope(app) as session:
+        council.set_private_lookups(session, actor="test", lookup_protocol=1)
+    refused = _cli(database_url, server_keys_dir, "private", "set", "--v1-lookups", "retired")
+    assert refused.exit_code == 1 and "set lookup_protocol to 2 first" in refused.output
+    done = _cli(database_url, server_keys_dir, "private", "set", "--lookup-protocol", "2",
+                "--v1-lookups", "retired")
+    assert done.exit_code == 0, done.output
+    assert "v1_lookups: open -> retired" in done.output
+    for cache in ("clue_v1_retired", "clue_private_settings"):  # another process changed it
+        app.extensions[cache].invalidate()
+
+    body = {"items": [{"type": "phone", "key_version": 1, "token": b64url(bytes(32))}]}
+    gone = signed(http, creds, "POST", "/v1/lookups", body)
+    assert gone.status_code == 410 and "Signature" in gone.headers
+    assert gone.get_json()["type"] == "urn:clue:problem:protocol-retired"
+    assert signed(http, creds, "POST", "/v1/lookups", body).status_code == 410
+    assert signed(http, creds, "GET", "/v2/config").get_json()["v1_lookups"] == "retired"
+    following, _ = make_client(creds, private_lookups=None)
+    assert following.lookup(phone=PHONE)["phone"].matched is False  # privately
+    pinned, _ = make_client(creds, private_lookups=False)
+    with pytest.raises(ClueError, match="retired protocol-1 look-ups"):
+        pinned.lookup(phone=PHONE)
+
+    back = _cli(database_url, server_keys_dir, "private", "set", "--lookup-protocol", "1")
+    assert back.exit_code == 1 and "reopen them first" in back.output
+    reopened = _cli(database_url, server_keys_dir, "private", "set", "--v1-lookups", "open",
+                    "--lookup-protocol", "1")
+    assert reopened.exit_code == 0, reopened.output
+    app.extensions["clue_v1_retired"].invalidate()
+    assert signed(http, creds, "POST", "/v1/lookups", body).status_code == 200
+    from clue_server.audit.models import AuditEvent
+    with db.session_scope(app) as session:
+        assert len(session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "private.v1_lookups_set")).all()) == 2
