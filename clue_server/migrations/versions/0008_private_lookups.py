@@ -34,7 +34,10 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('oprf_version', 'entry_id', name=op.f('pk_entries'))
     )
     with op.batch_alter_table('entries', schema=None) as batch_op:
-        batch_op.create_index('ix_entries_bucket', ['oprf_version', 'bucket'], unique=False)
+        batch_op.create_index('ix_entries_bucket', ['oprf_version', 'bucket'], unique=False,
+                              postgresql_include=['entry_id', 'sealed'],
+                              postgresql_where=sa.text('deleted_at IS NULL'),
+                              sqlite_where=sa.text('deleted_at IS NULL'))
         batch_op.create_index('ix_entries_seq', ['oprf_version', 'seq'], unique=False)
 
     cursor = op.create_table('entry_cursor',
