@@ -263,7 +263,7 @@ def lookup_groups(cache: ConfigCache, groups: Sequence[Sequence[dict[str, Any]]]
     config = None if wanted is False else (yield from server_config(cache, retry=retry))
     if use_private(config, wanted):
         assert config is not None
-        items = [group[0] for group in groups]  # newest network-key version only (§6.4)
+        items = [group[0] for group in groups]  # newest network-key version only (§6.5)
         return (yield from lookup_private(cache, config, items, values, retry=retry))
     return (yield from lookup_v1(groups, values, retry=retry))
 
@@ -304,7 +304,7 @@ class Evaluated:
     @property
     def bucket_id(self) -> bytes:
         """The id whose prefix is revealed: an e-mail's exact entry lives in its folded
-        sibling's bucket, so one prefix covers both (docs/private-lookups.md §6.4)."""
+        sibling's bucket, so one prefix covers both (docs/private-lookups.md §6.5)."""
         return (self.folded or self.exact).entry_id
 
     def entries(self) -> list[tuple[EntryRef, str]]:
