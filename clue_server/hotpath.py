@@ -35,9 +35,12 @@ _MATCH_COLUMNS = (
 _LIVE = "r.expires_at > :now AND r.suspended_at IS NULL"
 
 
-def _pg(sql: str) -> str:
+def pg_placeholders(sql: str) -> str:
     """``:name`` placeholders to psycopg's ``%(name)s``."""
     return re.sub(r"(?<![:\w]):([a-z_]+)", r"%(\1)s", sql)
+
+
+_pg = pg_placeholders  # the short name the statements below use
 
 
 class HotPath:

@@ -243,6 +243,32 @@ def strict_b64url(value: str) -> bytes | None:
 MAX_NOTE_BYTES = 12 + 1000 + 16
 
 
+def expect_item(raw: Any, pointer: str, index: int, *, allowed: frozenset[str],
+                required: tuple[str, ...]) -> Mapping[str, Any]:
+    """An item of a token batch as an object with no unknown and every required field
+    (structural errors, 400), checked in that order."""
+    if not isinstance(raw, dict):
+        raise item_error(pointer, index, "item", "must be an object", structural=True)
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
+    for field in required:
+        if field not in raw:
+            raise item_error(pointer, index, field, "is required", structural=True)
+    return raw
+
+
+def expect_tokens(item: Mapping[str, Any], pointer: str, index: int,
+                  id_type: str) -> tuple[bytes, bytes | None]:
+    """An item's ``token`` and, for an e-mail only, its optional ``folded_token``."""
+    token = expect_token(item, "token", pointer, index)
+    if "folded_token" not in item:
+        return token, None
+    if id_type != "email":
+        raise item_error(pointer, index, "folded_token", "is only allowed for email")
+    return token, expect_token(item, "folded_token", pointer, index)
+
+
 def expect_note(item: Mapping[str, Any], pointer: str, index: int) -> bytes:
     """A client-sealed note: strict base64url of at most ``MAX_NOTE_BYTES`` bytes."""
     value = expect_str(item, "note", pointer, index)

@@ -18,10 +18,10 @@ from clue_server.reports.services import MAX_KEY_VERSION
 from clue_server.validation import (
     expect_choice,
     expect_int,
+    expect_item,
     expect_list,
     expect_object,
-    expect_token,
-    item_error,
+    expect_tokens,
     token_or_none,
 )
 
@@ -67,24 +67,12 @@ def _usual_item(raw: Any) -> LookupItem | None:
 def checked_item(raw: Any, index: int) -> LookupItem:
     """One item, every rule checked in turn, the first one broken named in the error."""
     pointer = "/items"
-    if not isinstance(raw, dict):
-        raise item_error(pointer, index, "item", "must be an object", structural=True)
-    unknown = sorted(set(raw) - _FIELDS)
-    if unknown:
-        raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
-    for field in ("type", "key_version", "token"):
-        if field not in raw:
-            raise item_error(pointer, index, field, "is required", structural=True)
+    raw = expect_item(raw, pointer, index, allowed=_FIELDS,
+                      required=("type", "key_version", "token"))
     id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
     key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
                              maximum=MAX_KEY_VERSION)
-    token = expect_token(raw, "token", pointer, index)
-    folded = None
-    if "folded_token" in raw:
-        if id_type != "email":
-            raise item_error(pointer, index, "folded_token", "is only allowed for email")
-        folded = expect_token(raw, "folded_token", pointer, index)
-    return LookupItem(id_type, key_version, token, folded)
+    return LookupItem(id_type, key_version, *expect_tokens(raw, pointer, index, id_type))
 
 
 class Match(NamedTuple):

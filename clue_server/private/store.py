@@ -101,20 +101,24 @@ def entries_of_reports(session: Session, report_ids: Iterable[str]
     found: dict[int, set[bytes]] = defaultdict(set)
     ids = list(report_ids)
     for start in range(0, len(ids), _CHUNK):
-        for version, entry_id, folded_id in session.execute(
-                select(Report.oprf_version, Report.entry_id, Report.folded_entry_id).where(
-                    Report.id.in_(ids[start:start + _CHUNK]),
-                    Report.oprf_version.is_not(None))):
-            found[version].add(entry_id)
-            if folded_id is not None:
-                found[version].add(folded_id)
+        _add_entries(session, Report.id.in_(ids[start:start + _CHUNK]), found)
     return found
 
 
 def entries_expiring(session: Session, now: dt.datetime) -> dict[int, set[bytes]]:
     """The entries of reports that have expired (``purge-expired`` refreshes them)."""
-    return entries_of_reports(session, session.scalars(
-        select(Report.id).where(Report.expires_at <= now, Report.oprf_version.is_not(None))))
+    found: dict[int, set[bytes]] = defaultdict(set)
+    _add_entries(session, Report.expires_at <= now, found)
+    return found
+
+
+def _add_entries(session: Session, where: Any, found: dict[int, set[bytes]]) -> None:
+    for version, entry_id, folded_id in session.execute(
+            select(Report.oprf_version, Report.entry_id, Report.folded_entry_id).where(
+                where, Report.oprf_version.is_not(None))):
+        found[version].add(entry_id)
+        if folded_id is not None:
+            found[version].add(folded_id)
 
 
 def refresh_all(session: Session, touched: Mapping[int, Collection[bytes]],

@@ -26,11 +26,11 @@ from clue_server.validation import (
     b64url,
     expect_choice,
     expect_int,
+    expect_item,
     expect_list,
     expect_note,
     expect_object,
-    expect_token,
-    item_error,
+    expect_tokens,
     plausible_id,
     token_or_none,
 )
@@ -52,6 +52,7 @@ class NewReport:
 _FIELDS = frozenset({"type", "category", "key_version", "token", "folded_token",
                      "expires_in_days", "note"})
 _TYPES, _CATEGORIES = frozenset(ID_TYPES), frozenset(CATEGORIES)
+_SEARCH_FIELDS = frozenset({"type", "key_version", "token", "folded_token"})
 
 
 def parse_register_body(body: Any, settings: Settings,
@@ -92,24 +93,13 @@ def _usual_item(raw: Any, retention: Mapping[str, int]) -> NewReport | None:
 def checked_item(raw: Any, index: int, retention: Mapping[str, int]) -> NewReport:
     """One item, every rule checked in turn, the first one broken named in the error."""
     pointer = "/reports"
-    if not isinstance(raw, dict):
-        raise item_error(pointer, index, "item", "must be an object", structural=True)
-    unknown = sorted(set(raw) - _FIELDS)
-    if unknown:
-        raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
-    for field in ("type", "category", "key_version", "token"):
-        if field not in raw:
-            raise item_error(pointer, index, field, "is required", structural=True)
+    raw = expect_item(raw, pointer, index, allowed=_FIELDS,
+                      required=("type", "category", "key_version", "token"))
     id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
     category = expect_choice(raw, "category", pointer, index, CATEGORIES)
     key_version = expect_int(raw, "key_version", pointer, index, minimum=1,
                              maximum=MAX_KEY_VERSION)
-    token = expect_token(raw, "token", pointer, index)
-    folded = None
-    if "folded_token" in raw:
-        if id_type != "email":
-            raise item_error(pointer, index, "folded_token", "is only allowed for email")
-        folded = expect_token(raw, "folded_token", pointer, index)
+    token, folded = expect_tokens(raw, pointer, index, id_type)
     maximum = retention[id_type]
     days = maximum
     if "expires_in_days" in raw:
@@ -311,25 +301,13 @@ def parse_search_body(body: Any, settings: Settings) -> list[SearchItem]:
     parsed = []
     for index, raw in enumerate(items):
         pointer = "/items"
-        if not isinstance(raw, dict):
-            raise item_error(pointer, index, "item", "must be an object", structural=True)
-        unknown = sorted(set(raw) - {"type", "key_version", "token", "folded_token"})
-        if unknown:
-            raise item_error(pointer, index, unknown[0], "is not a known field", structural=True)
-        for field in ("type", "key_version", "token"):
-            if field not in raw:
-                raise item_error(pointer, index, field, "is required", structural=True)
+        raw = expect_item(raw, pointer, index, allowed=_SEARCH_FIELDS,
+                          required=("type", "key_version", "token"))
         id_type = expect_choice(raw, "type", pointer, index, ID_TYPES)
         # Checked for its shape only: a report made under a since-retired version must
         # still be findable (to withdraw it), and hashes do not depend on the version.
         expect_int(raw, "key_version", pointer, index, minimum=1, maximum=MAX_KEY_VERSION)
-        token = expect_token(raw, "token", pointer, index)
-        folded = None
-        if "folded_token" in raw:
-            if id_type != "email":
-                raise item_error(pointer, index, "folded_token", "is only allowed for email")
-            folded = expect_token(raw, "folded_token", pointer, index)
-        parsed.append(SearchItem(id_type, token, folded))
+        parsed.append(SearchItem(id_type, *expect_tokens(raw, pointer, index, id_type)))
     return parsed
 
 

@@ -551,3 +551,46 @@ def test_the_council_retires_protocol_1_lookups_once_sdks_look_up_privately(
     with db.session_scope(app) as session:
         assert len(session.scalars(select(AuditEvent).where(
             AuditEvent.action == "private.v1_lookups_set")).all()) == 2
+
+
+def test_a_server_without_an_oprf_key_answers_v2_with_a_signed_404_and_says_why(
+        app: Any, make_member: Any, server_keys_dir: Any, tmp_path: Any) -> None:
+    import shutil
+
+    from clue_server import create_app
+
+    creds = make_member()
+    bare = tmp_path / "no-oprf-keys"
+    shutil.copytree(server_keys_dir, bare)
+    (bare / "oprf-v1.key").unlink()
+    older = create_app({"database_url": app.extensions["clue_settings"].database_url,
+                        "server_keys_dir": bare, "redis_url": None})
+    try:
+        answer = signed(older.test_client(), creds, "GET", "/v2/config")
+        assert answer.status_code == 404 and "Signature" in answer.headers
+        assert "clue-server oprf-key create" in answer.get_json()["detail"]
+        # Registration still works; the report simply has no entry yet.
+        stored = signed(older.test_client(), creds, "POST", "/v1/reports", {"reports": [{
+            "type": "phone", "key_version": 1, "token": b64url(bytes(32)),
+            "category": "other"}]})
+        assert stored.status_code == 201
+        assert stored.get_json()["reports"][0]["entry_id"] is None
+    finally:
+        db.dispose(older)
+    listed = _cli(app.extensions["clue_settings"].database_url, bare, "oprf-key", "list")
+    assert "no OPRF key: private look-ups are off" in listed.output
+
+
+def test_an_email_registered_without_its_folded_token_gets_no_entry(
+        http: Any, make_member: Any, network: keys.Keyring) -> None:
+    token, folded = _token(network, "email", "j.doe@example.com")
+    creds = make_member()
+    item = {"type": "email", "key_version": 1, "token": b64url(token), "category": "other"}
+    without = signed(http, creds, "POST", "/v1/reports", {"reports": [item]})
+    assert without.status_code == 201
+    assert without.get_json()["reports"][0]["entry_id"] is None  # bucketed by the folded one
+    assert folded is not None
+    other = signed(http, make_member("Other"), "POST", "/v1/reports", {"reports": [
+        {**item, "folded_token": b64url(folded)}]})
+    report = other.get_json()["reports"][0]
+    assert report["entry_id"] is not None and report["folded_entry_id"] is not None
