@@ -24,15 +24,20 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """``with Gunicorn(env) as server: requests.get(server.url + "/v1/server-key")``"""
+    """``with Gunicorn(env) as server: requests.get(server.url + "/v1/server-key")``
+
+    ``app`` is another WSGI app to serve under CLUE's gunicorn settings (tests of the
+    worker class); ``ready_path`` is what answers once it is up."""
 
     def __init__(self, env: Mapping[str, str], *, workers: int = 2, port: int | None = None,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, app: str = "clue_server.wsgi:app",
+                 ready_path: str = "/v1/server-key") -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "CLUE_BIND": f"127.0.0.1:{self.port}",
                     "CLUE_WORKERS": str(workers)}
         self.log = log
+        self.app, self.ready_path = app, ready_path
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Gunicorn:
@@ -40,7 +45,7 @@ class Gunicorn:
         out = self.log.open("ab") if self.log else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [str(gunicorn), "-c", str(GUNICORN_CONF), "--access-logfile", "-" if self.log else
-             "/dev/null", "clue_server.wsgi:app"],
+             "/dev/null", self.app],
             env=self.env, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -48,7 +53,7 @@ class Gunicorn:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}"
                                    + (f"; see {self.log}" if self.log else ""))
             try:
-                requests.get(self.url + "/v1/server-key", timeout=5)
+                requests.get(self.url + self.ready_path, timeout=5)
                 return self
             except requests.RequestException:
                 time.sleep(0.1)
