@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from clue_server import db
 from clue_server.private.views import _BUCKET_PG
 from clue_server.reports import bulk
 
