@@ -68,10 +68,10 @@ _PG_INSERT = (
 # each row against the 1,000 hashes (946 ms for a member of 30,000 reports, against
 # 10 ms). The MATERIALIZED fence keeps the member test out of the index scan; rows of
 # other members with the same hash (a few) are dropped after it.
-_PG_EXISTING = (  # noqa: S608 - constants only
-    f"WITH h AS MATERIALIZED (SELECT member_id, {_COLUMNS} FROM reports "
-    "WHERE token_hash = ANY(" + HASHES_SQL.format(p="%(hashes)b::bytea") + ")) "
-    f"SELECT {_COLUMNS} FROM h WHERE member_id = %(member_id)s")
+_PG_HASHES = HASHES_SQL.format(p="%(hashes)b::bytea")
+_PG_EXISTING = (f"WITH h AS MATERIALIZED (SELECT member_id, {_COLUMNS} FROM reports "  # noqa: S608
+                f"WHERE token_hash = ANY({_PG_HASHES})) "
+                f"SELECT {_COLUMNS} FROM h WHERE member_id = %(member_id)s")
 _SQLITE_ROWS = 200  # rows per INSERT: 2,800 parameters, well under SQLite's limit
 
 
