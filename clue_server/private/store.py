@@ -15,7 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -146,12 +146,7 @@ def refresh(session: Session, oprf_version: int, entry_ids: Collection[bytes],
         return 0
     fresh = fresh or {}
     last = _lock_cursor(session)
-    stored = {row.entry_id: row for start in range(0, len(ids), _CHUNK)
-              for row in session.execute(select(
-                  _ENTRIES.c.entry_id, _ENTRIES.c.entry_key, _ENTRIES.c.sealed,
-                  _ENTRIES.c.deleted_at).where(
-                  _ENTRIES.c.oprf_version == oprf_version,
-                  _ENTRIES.c.entry_id.in_(ids[start:start + _CHUNK])))}
+    stored = _stored_entries(session, oprf_version, ids)
     unknown = [i for i in ids if i in stored or i not in fresh]
     answers = {**{i: fresh[i] for i in ids if i not in stored and i in fresh},
                **(_answers(session, oprf_version, unknown, now) if unknown else {})}
@@ -212,6 +207,39 @@ _PG_INSERT = (
     "FROM unnest(string_to_array(%(buckets)s, ',')::bigint[], "
     "string_to_array(%(types)s, ','), string_to_array(%(seqs)s, ',')::bigint[]) "
     "WITH ORDINALITY AS r(b, t, q, n)")
+
+
+_PG_STORED = ("SELECT entry_id, entry_key, sealed, deleted_at FROM entries "  # noqa: S608
+              "WHERE oprf_version = %(v)s AND entry_id = ANY(ARRAY("
+              "SELECT substring(%(ids)b::bytea FROM i * 16 + 1 FOR 16) "
+              "FROM generate_series(0, length(%(ids)b::bytea) / 16 - 1) AS i))")
+
+
+def _stored_entries(session: Session, oprf_version: int, ids: list[bytes]) -> dict[bytes, Any]:
+    """``entry_id -> (entry_id, entry_key, sealed, deleted_at)`` of those stored. On
+    PostgreSQL the ids travel as one concatenated parameter: as SQLAlchemy's expanding
+    IN, a thousand of them cost a registration 60 ms of binding."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        with conn.connection.driver_connection.cursor() as cursor:
+            cursor.execute(_PG_STORED, {"v": oprf_version, "ids": b"".join(ids)},
+                           prepare=True)
+            return {bytes(row[0]): _Stored(bytes(row[0]), bytes(row[1]),
+                                           None if row[2] is None else bytes(row[2]), row[3])
+                    for row in cursor.fetchall()}
+    return {row.entry_id: row for start in range(0, len(ids), _CHUNK)
+            for row in session.execute(select(
+                _ENTRIES.c.entry_id, _ENTRIES.c.entry_key, _ENTRIES.c.sealed,
+                _ENTRIES.c.deleted_at).where(
+                _ENTRIES.c.oprf_version == oprf_version,
+                _ENTRIES.c.entry_id.in_(ids[start:start + _CHUNK])))}
+
+
+class _Stored(NamedTuple):
+    entry_id: bytes
+    entry_key: bytes
+    sealed: bytes | None
+    deleted_at: dt.datetime | None
 
 
 def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> None:
