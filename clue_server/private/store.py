@@ -209,7 +209,7 @@ _PG_INSERT = (
     "WITH ORDINALITY AS r(b, t, q, n)")
 
 
-_PG_STORED = ("SELECT entry_id, entry_key, sealed, deleted_at FROM entries "  # noqa: S608
+_PG_STORED = ("SELECT entry_id, entry_key, sealed, deleted_at FROM entries "
               "WHERE oprf_version = %(v)s AND entry_id = ANY(ARRAY("
               "SELECT substring(%(ids)b::bytea FROM i * 16 + 1 FOR 16) "
               "FROM generate_series(0, length(%(ids)b::bytea) / 16 - 1) AS i))")
