@@ -178,10 +178,15 @@ def session_scope(app: Flask) -> Iterator[Session]:
 
 # -- plain SQL on the driver's connection (hotpath, reports.bulk) ---------------------------
 
-#: 32-byte hashes sent concatenated as one ``bytea`` (``{p}``), split back into an array by
-#: the server: psycopg would adapt a Python list element by element.
-HASHES_SQL = ("ARRAY(SELECT substring({p} FROM i * 32 + 1 FOR 32) "
-              "FROM generate_series(0, length({p}) / 32 - 1) AS i)")
+def split_bytes_sql(p: str, width: int) -> str:
+    """Values of ``width`` bytes sent concatenated as one ``bytea`` (``p``), split back
+    into an array by the server: psycopg would adapt a Python list element by element."""
+    return (f"ARRAY(SELECT substring({p} FROM i * {width} + 1 FOR {width}) "  # noqa: S608 - the caller's placeholder
+            f"FROM generate_series(0, length({p}) / {width} - 1) AS i)")
+
+
+#: 32-byte hashes as one ``bytea`` (``{p}``): see :func:`split_bytes_sql`.
+HASHES_SQL = split_bytes_sql("{p}", 32)
 
 
 def sqlite_time(value: dt.datetime) -> str:

@@ -30,6 +30,7 @@ from clue_client.private_lookups.entries import (
     oprf_input,
     seal_answer,
 )
+from clue_server.db import split_bytes_sql
 from clue_server.disputes.models import Dispute, DisputeReport
 from clue_server.keystore import ServerKeys
 from clue_server.private.models import Entry, EntryCursor
@@ -209,10 +210,9 @@ _PG_INSERT = (
     "WITH ORDINALITY AS r(b, t, q, n)")
 
 
-_PG_STORED = ("SELECT entry_id, entry_key, sealed, deleted_at FROM entries "
-              "WHERE oprf_version = %(v)s AND entry_id = ANY(ARRAY("
-              "SELECT substring(%(ids)b::bytea FROM i * 16 + 1 FOR 16) "
-              "FROM generate_series(0, length(%(ids)b::bytea) / 16 - 1) AS i))")
+_PG_STORED = ("SELECT entry_id, entry_key, sealed, deleted_at FROM entries "  # noqa: S608
+              "WHERE oprf_version = %(v)s AND entry_id = ANY("
+              + split_bytes_sql("%(ids)b::bytea", 16) + ")")
 
 
 def _stored_entries(session: Session, oprf_version: int, ids: list[bytes]) -> dict[bytes, Any]:
