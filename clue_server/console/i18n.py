@@ -86,8 +86,10 @@ def init_app(app: Flask, secure_cookie: bool) -> None:
 
     @app.after_request
     def _remember_language(response: Response) -> Response:
+        if not _console_request():  # an API request: its query string is not parsed
+            return response
         asked = request.args.get("lang")
-        if asked in LANGUAGES and _console_request():
+        if asked in LANGUAGES:
             response.set_cookie(LANG_COOKIE, asked, max_age=400 * 24 * 3600, path="/",
                                 secure=secure_cookie, httponly=True, samesite="Lax")
         return response
