@@ -1,10 +1,10 @@
 """The look-up path's database statements, on the driver's own connection.
 
-On PostgreSQL a look-up is one statement: claim the nonce, count against the quota and
-the day's usage, and match (plus a second, only when something matched, to count the
-hits). Other signed requests claim their nonce in a statement of their own. Through
-SQLAlchemy each statement costs tens of microseconds of Python around the driver call
-(compiled-cache lookup, execution context, result wrapping); here they are fixed SQL
+On PostgreSQL a look-up is one statement: claim the nonce, count against the quota,
+match, and add the batch and its hits to the day's usage. Other signed requests claim
+their nonce in a statement of their own. Through SQLAlchemy each statement costs tens
+of microseconds of Python around the driver call (compiled-cache lookup, execution
+context, result wrapping); here they are fixed SQL
 texts run on a DB-API connection (psycopg 3, prepared on the server; sqlite3, cached
 statements) that each worker thread keeps, with one cursor reused. Everything else in
 the server keeps SQLAlchemy.
@@ -20,12 +20,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, event
 
-from clue_server.db import HASHES_SQL, from_sqlite_time, sqlite_time
+from clue_server.db import from_sqlite_time, sqlite_time
 from clue_server.quotas.counters import limit_sql
 
 _MATCH_COLUMNS = (
@@ -60,8 +60,6 @@ class HotPath:
         self.sweep_sql = "DELETE FROM seen_nonces WHERE expires_at < :now"
         if self.postgres:
             self.nonce_sql, self.sweep_sql = _pg(self.nonce_sql), _pg(self.sweep_sql)
-            exact_pg = HASHES_SQL.format(p="%(exact)b::bytea")
-            folded_pg = HASHES_SQL.format(p="%(folded)b::bytea")
             quota_pg = (
                 "INSERT INTO quota_usage (day, member_id, quota, used) "  # noqa: S608
                 "SELECT %(day)s::date, %(member_id)s::varchar, 'lookups', %(n)s::bigint "
@@ -71,29 +69,38 @@ class HotPath:
                 "RETURNING used")
             # Everything a look-up does to the database, in one round trip and one commit:
             # claim the nonce (a replay changes nothing), add the batch to the quota if it
-            # fits and to the day's usage, and match. The match comes back beside the
-            # claim and the count, on at least one row.
+            # fits, match, and add the batch and its hits to the day's usage. The match
+            # comes back beside the claim and the count, on at least one row. ``ex`` and
+            # ``fx`` pair each token hash (exact, folded) with the index and type of an
+            # item carrying it; an item is a hit if a live report of its type matches
+            # one of its hashes (as ``lookups.services.lookup`` finds in Python).
+            def pairs(name: str) -> str:
+                return (f"SELECT substring(%({name})b::bytea FROM k::int * 32 - 31 FOR 32) "  # noqa: S608
+                        f"AS h, x.i, x.t FROM unnest(string_to_array(%({name}_items)s, ',')"
+                        f"::integer[], string_to_array(%({name}_types)s, ',')) "
+                        "WITH ORDINALITY AS x(i, t, k)")
             self.lookup_sql = (
                 "WITH n AS (INSERT INTO seen_nonces (key, expires_at) "  # noqa: S608
                 "VALUES (%(key)s, %(expires_at)s) ON CONFLICT DO NOTHING RETURNING 1), "
-                f"q AS ({quota_pg}), "
+                f"q AS ({quota_pg}), ex AS ({pairs('exact')}), fx AS ({pairs('folded')}), "
+                f"m AS (SELECT {_MATCH_COLUMNS} FROM reports r WHERE "
+                "(r.token_hash = ANY(ARRAY(SELECT h FROM ex)) "
+                "OR r.folded_hash = ANY(ARRAY(SELECT h FROM fx))) "
+                "AND r.expires_at > %(now)s AND r.suspended_at IS NULL), "
+                "hit AS (SELECT ex.i, ex.t FROM ex JOIN m ON m.token_hash = ex.h "
+                "AND m.id_type = ex.t UNION SELECT fx.i, fx.t FROM fx JOIN m "
+                "ON m.folded_hash = fx.h AND m.id_type = fx.t), "
                 "u AS (INSERT INTO daily_usage (day, member_id, id_type, lookups, hits, "
                 "registrations, quota_rejections) SELECT %(day)s::date, "
-                "%(member_id)s::varchar, v.t, v.l, 0, 0, 0 FROM unnest("
+                "%(member_id)s::varchar, v.t, v.l, "
+                "(SELECT count(*) FROM hit WHERE hit.t = v.t), 0, 0 FROM unnest("
                 "string_to_array(%(types)s, ','), "
                 "string_to_array(%(counts)s, ',')::integer[]) AS v(t, l) "
                 "WHERE EXISTS (SELECT 1 FROM q) ON CONFLICT (day, member_id, id_type) "
-                "DO UPDATE SET lookups = daily_usage.lookups + excluded.lookups), "
-                f"m AS (SELECT {_MATCH_COLUMNS} FROM reports r WHERE "
-                f"(r.token_hash = ANY({exact_pg}) OR r.folded_hash = ANY({folded_pg})) "
-                "AND r.expires_at > %(now)s AND r.suspended_at IS NULL) "
+                "DO UPDATE SET lookups = daily_usage.lookups + excluded.lookups, "
+                "hits = daily_usage.hits + excluded.hits) "
                 "SELECT EXISTS (SELECT 1 FROM n), (SELECT used FROM q), m.* "
                 "FROM (VALUES (1)) AS one(x) LEFT JOIN m ON true")
-            self.hits_sql = (
-                "UPDATE daily_usage SET hits = daily_usage.hits + v.h FROM unnest("
-                "string_to_array(%(types)s, ','), string_to_array(%(counts)s, ',')::integer[]"
-                ") AS v(t, h) WHERE daily_usage.day = %(day)s AND "
-                "daily_usage.member_id = %(member_id)s AND daily_usage.id_type = v.t")
             self.match_exact = _pg(f"SELECT {_MATCH_COLUMNS} FROM reports r "  # noqa: S608
                                    f"WHERE r.token_hash = ANY(:exact) AND {_LIVE}")
             self.match_both = _pg(f"SELECT {_MATCH_COLUMNS} FROM reports r "  # noqa: S608
@@ -237,36 +244,42 @@ class HotPath:
         return sql
 
     def lookup(self, member_id: str, day: dt.date, lookups: dict[str, int],
-               exact: Sequence[bytes], folded: Sequence[bytes], now: dt.datetime, *,
-               nonce_key: str, nonce_expires: dt.datetime
-               ) -> tuple[bool, int | None, list[tuple[Any, ...]]]:
+               exact: Mapping[bytes, Sequence[int]], folded: Mapping[bytes, Sequence[int]],
+               item_types: Sequence[str], now: dt.datetime, *, nonce_key: str,
+               nonce_expires: dt.datetime) -> tuple[bool, int | None, list[tuple[Any, ...]]]:
         """Claim the nonce, count the batch if it fits and match, in one go: (nonce
         claimed, count after the batch or None when it did not fit, the matching rows as
-        ``match`` gives them). A replay changes nothing; a refusal keeps the nonce."""
+        ``match`` gives them). A replay changes nothing; a refusal keeps the nonce. On
+        PostgreSQL the hits are counted too (``exact``/``folded``: each hash and the
+        indexes of the items carrying it, ``item_types`` their types); elsewhere the
+        caller adds them (``add_hits``)."""
         if not self.postgres:
             claimed, used = self.count_lookups(member_id, day, lookups, {},
                                                nonce_key=nonce_key, nonce_expires=nonce_expires)
-            return claimed, used, (self.match(exact, folded, now) if claimed else [])
+            return claimed, used, (self.match(list(exact), list(folded), now)
+                                   if claimed else [])
         types = sorted(lookups)
-        cursor = self.cursor()
-        cursor.execute(self.lookup_sql, {
+        params: dict[str, Any] = {
             "key": nonce_key, "expires_at": nonce_expires, "day": day, "member_id": member_id,
             "n": sum(lookups.values()), "types": ",".join(types),
-            "counts": ",".join(str(lookups[t]) for t in types), "now": now,
-            "exact": b"".join(exact), "folded": b"".join(folded)}, prepare=True)
+            "counts": ",".join(str(lookups[t]) for t in types), "now": now}
+        for name, of in (("exact", exact), ("folded", folded)):
+            pairs = [(h, i) for h, indexes in of.items() for i in indexes]
+            params[name] = b"".join(h for h, _ in pairs)
+            params[f"{name}_items"] = ",".join(str(i) for _, i in pairs)
+            params[f"{name}_types"] = ",".join(item_types[i] for _, i in pairs)
+        cursor = self.cursor()
+        cursor.execute(self.lookup_sql, params, prepare=True)
         rows = cursor.fetchall()
         claimed, used = rows[0][0], rows[0][1]
         matches = [tuple(row[2:]) for row in rows if row[2] is not None]
         return bool(claimed), (int(used) if used is not None else None), matches
 
     def add_hits(self, member_id: str, day: dt.date, hits: dict[str, int]) -> None:
-        """Add matched items to the day's usage rows the look-up's count created."""
+        """Add matched items to the day's usage rows the look-up's count created (SQLite;
+        on PostgreSQL ``lookup`` counts them itself)."""
+        assert not self.postgres
         types = sorted(hits)
-        if self.postgres:
-            self.cursor().execute(self.hits_sql, {
-                "types": ",".join(types), "counts": ",".join(str(hits[t]) for t in types),
-                "day": day, "member_id": member_id}, prepare=True)
-            return
         cursor = self.cursor()
         cursor.executemany(
             "UPDATE daily_usage SET hits = hits + :h WHERE day = :day AND "

@@ -116,8 +116,8 @@ def lookup(counter: LookupCounter, member_id: str, items: list[LookupItem],
                         folded_rows[index].append(row)
         return Counter(items[i].id_type for i in set(exact_rows) | set(folded_rows))
 
-    counter.lookup(member_id, Counter(item.id_type for item in items), list(exact_of),
-                   list(folded_of), now, nonce, hits_of)
+    types = [item.id_type for item in items]
+    counter.lookup(member_id, Counter(types), exact_of, folded_of, types, now, nonce, hits_of)
     return [_result(member_id, exact_rows[i], folded_rows.get(i, []))
             if i in exact_rows or i in folded_rows else _NO_MATCH for i in range(len(items))]
 

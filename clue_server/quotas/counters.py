@@ -229,12 +229,15 @@ class LookupCounter(Protocol):
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         """Look-ups counted against the member's quota that day."""
 
-    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
-               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+    def lookup(self, member_id: str, lookups: Mapping[str, int],
+               exact: Mapping[bytes, Sequence[int]], folded: Mapping[bytes, Sequence[int]],
+               types: Sequence[str], now: dt.datetime, nonce: NonceClaim,
                hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
                ) -> list[tuple[Any, ...]]:
         """A whole look-up's database work: claim the nonce, count the batch (and the
-        hits ``hits_of`` finds in the matching rows) and match; the matching rows."""
+        hits ``hits_of`` finds in the matching rows) and match; the matching rows.
+        ``exact`` and ``folded``: each token hash and the indexes of the items that
+        carry it; ``types``: each item's identifier type."""
 
 
 class DatabaseLookupCounter:
@@ -269,14 +272,15 @@ class DatabaseLookupCounter:
         return int(conn.execute(statements(conn).used, {"day": day, "member_id": member_id,
                                                         "quota": "lookups"}).scalar() or 0)
 
-    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
-               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+    def lookup(self, member_id: str, lookups: Mapping[str, int],
+               exact: Mapping[bytes, Sequence[int]], folded: Mapping[bytes, Sequence[int]],
+               types: Sequence[str], now: dt.datetime, nonce: NonceClaim,
                hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
                ) -> list[tuple[Any, ...]]:
         assert self.hot is not None and self.nonces is not None
         self.nonces.check_epoch(nonce.created)
         claimed, used, rows = self.hot.lookup(
-            member_id, now.date(), dict(lookups), exact, folded, now,
+            member_id, now.date(), dict(lookups), exact, folded, types, now,
             nonce_key=nonce_key(nonce.key_id, nonce.nonce), nonce_expires=now + NONCE_TTL)
         if not claimed:
             raise replayed()
@@ -284,7 +288,7 @@ class DatabaseLookupCounter:
         if used is None:
             self._refuse(member_id, lookups, now)
         hits = hits_of(rows)
-        if hits:
+        if hits and not self.hot.postgres:  # PostgreSQL counted them in the same statement
             self.hot.add_hits(member_id, now.date(), dict(hits))
         metrics.count_lookups({t: (c, hits.get(t, 0)) for t, c in lookups.items()})
         return rows
@@ -395,11 +399,12 @@ class RedisLookupCounter:
     def used(self, conn: Connection, member_id: str, day: dt.date) -> int:
         return int(self.redis.get(self.key(member_id, day)) or 0)
 
-    def lookup(self, member_id: str, lookups: Mapping[str, int], exact: Sequence[bytes],
-               folded: Sequence[bytes], now: dt.datetime, nonce: NonceClaim,
+    def lookup(self, member_id: str, lookups: Mapping[str, int],
+               exact: Mapping[bytes, Sequence[int]], folded: Mapping[bytes, Sequence[int]],
+               types: Sequence[str], now: dt.datetime, nonce: NonceClaim,
                hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]]
                ) -> list[tuple[Any, ...]]:
-        rows = self.hot.match(exact, folded, now)
+        rows = self.hot.match(list(exact), list(folded), now)
         self.count(member_id, lookups, hits_of(rows), now, nonce)
         return rows
 

@@ -52,6 +52,30 @@ def test_lookups_and_hits_are_counted_per_day_member_and_type_and_nothing_else(
     assert "lookup_hits" not in tables  # no row per matched item (it grew without bound)
 
 
+def test_hits_count_each_matched_item_once_exact_or_folded_and_repeats_too(
+        app, make_member, make_client):
+    """The day's hits are the items a live report matched (on PostgreSQL counted in the
+    look-up's own statement, elsewhere after it): one per item, however many reports or
+    hashes it matched, by its exact or its folded form, each repeat in the batch again."""
+    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
+    alice_client, _ = make_client(alice)
+    bob_client, _ = make_client(bob)
+    alice_client.register_many([ReportInput("phone", PHONE, "phishing"),
+                                ReportInput("phone", PHONE, "card_theft"),
+                                ReportInput("email", "J.Doe+shop@googlemail.com", "phishing")])
+
+    results = bob_client.lookup_many([
+        ("phone", PHONE), ("phone", PHONE), ("phone", INNOCENT),
+        ("email", "J.Doe+shop@googlemail.com"), ("email", "jdoe@gmail.com"),
+        ("email", "john.doe@gmail.com")])
+    assert [r.matched for r in results] == [True, True, False, True, True, False]
+
+    today = dt.datetime.now(dt.UTC).date()
+    usage = {r.id_type: (r.lookups, r.hits) for r in _rows(app, DailyUsage)
+             if r.day == today and r.member_id == bob.member_id}
+    assert usage == {"phone": (3, 2), "email": (3, 2)}
+
+
 def test_a_lookup_that_matches_nothing_leaves_no_token_anywhere(app, make_member, make_client):
     member = make_member()
     client, adapter = make_client(member)
