@@ -13,9 +13,11 @@ else gets the same 404 as an unknown path.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, Request, Response, current_app, g, request
 from prometheus_client import (
@@ -75,10 +77,19 @@ def init_app(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         if started is not None and request.endpoint != "metrics":
             route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-            labels = (route, request.method, str(response.status_code))
-            REQUESTS.labels(*labels).inc()
-            LATENCY.labels(*labels).observe(time.perf_counter() - started)
+            count, latency = _series(route, request.method, response.status_code)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
         return response
+
+
+@functools.lru_cache(maxsize=1024)
+def _series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The request counter's and the latency histogram's series for these labels, looked
+    up once (``labels()`` costs a lock and a dict per call). The labels are bounded:
+    routes are URL rules, methods and statuses few."""
+    labels = (route, method, str(status))
+    return REQUESTS.labels(*labels), LATENCY.labels(*labels)
 
 
 def _serve() -> Response:

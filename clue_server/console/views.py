@@ -137,8 +137,10 @@ def _relative_redirect(response: Response) -> Response:
     An absolute ``Location`` on this request's own scheme and host becomes a path; any
     other is left alone (the console builds none).
     """
+    if not 300 <= response.status_code < 400:  # most answers: no header lookup
+        return response
     location = response.headers.get("Location")
-    if location and 300 <= response.status_code < 400:
+    if location:
         parts = urlsplit(location)
         if parts.scheme or parts.netloc:
             response.headers["Location"] = (parts.path or "/") + (
