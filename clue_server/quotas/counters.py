@@ -29,6 +29,7 @@ Where the counts live:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
 import threading
@@ -37,7 +38,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 
 from clue_server import metrics
 from clue_server.auth.nonces import (
@@ -51,6 +52,8 @@ from clue_server.auth.nonces import (
 from clue_server.db import iso_utc
 from clue_server.errors import QuotaExceeded
 from clue_server.quotas.settings import DEFAULT_DAILY_LOOKUPS, DEFAULT_DAILY_REGISTRATIONS
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from clue_server.auth.nonces import DatabaseNonceStore
@@ -339,6 +342,17 @@ return out
 """
 
 
+def _known_members(conn: Connection, member_ids: set[str]) -> set[str]:
+    found: set[str] = set()
+    ids = sorted(member_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        found.update(row[0] for row in conn.execute(
+            text("SELECT id FROM members WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)), {"ids": chunk}))
+    return found
+
+
 class RedisLookupCounter:
     """Look-up quotas and usage in Redis; see the module docstring."""
 
@@ -409,10 +423,17 @@ class RedisLookupCounter:
         return rows
 
     def maybe_flush(self) -> None:
+        """Fold the buffer now and then, on the way out of a look-up that has already
+        been counted: a fold that fails is logged and tried again later, and never fails
+        the look-up it rides on (retried, that look-up would be counted twice)."""
         if time.monotonic() >= self._next_flush and self._flush_lock.acquire(False):
             try:
                 self._next_flush = time.monotonic() + FLUSH_SECONDS
                 self.flush()
+            except Exception:
+                _log.exception("folding the look-up usage buffer into daily_usage failed; "
+                               "the batch stays in Redis and is folded again in %d s",
+                               FLUSH_SECONDS)
             finally:
                 self._flush_lock.release()
 
@@ -437,8 +458,19 @@ class RedisLookupCounter:
                 done = conn.execute(text("SELECT 1 FROM usage_flushes WHERE id = :id"),
                                     {"id": batch_id}).first()
                 if done is None:
+                    known = _known_members(conn, {member_id for _, member_id in rows})
+                    strays = sorted({m for _, m in rows if m not in known})
+                    if strays:
+                        # Another deployment sharing this Redis and key prefix, or a
+                        # member purged meanwhile: rows nobody here can own. Folding them
+                        # would fail the whole batch, every time.
+                        _log.warning(
+                            "dropped look-up usage of %d member id(s) this database does "
+                            "not know (%s): does another CLUE share this Redis database "
+                            "and key prefix?", len(strays), ", ".join(strays[:5]))
                     for (day, member_id), by_type in rows.items():
-                        add_usage(conn, member_id, dt.date.fromisoformat(day), by_type)
+                        if member_id in known:
+                            add_usage(conn, member_id, dt.date.fromisoformat(day), by_type)
                     conn.execute(text("INSERT INTO usage_flushes (id, folded_at) "
                                       "VALUES (:id, :at)"),
                                  {"id": batch_id, "at": dt.datetime.now(dt.UTC)})

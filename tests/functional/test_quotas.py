@@ -269,6 +269,45 @@ def test_a_fold_interrupted_after_its_commit_is_not_counted_twice(redis_app, mak
         assert row.lookups == 2
 
 
+def test_usage_of_a_member_this_database_does_not_know_is_dropped_not_fatal(
+        redis_app, make_member, caplog):
+    """Another CLUE sharing the Redis database and key prefix (or a member purged while
+    its usage waited) leaves counters nobody here can own: the fold drops them with a
+    warning and folds the rest. Before, the whole batch failed on the foreign key, at
+    every fold, and each time the look-up carrying the fold answered 500."""
+    member = make_member()
+    http = redis_app.test_client()
+    counter = redis_app.extensions["clue_lookup_counter"]
+    today = dt.datetime.now(dt.UTC).date()
+    counter.redis.hincrby(counter.buffer_keys[0], f"{today.isoformat()}|m_elsewhere|phone|lookups",
+                          7)
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 200
+    with caplog.at_level("WARNING", logger="clue_server.quotas.counters"):
+        assert counter.flush() > 0
+    assert "m_elsewhere" in caplog.text and "share this Redis" in caplog.text
+    assert counter.flush() == 0  # nothing left behind to fail again
+    with db.session_scope(redis_app) as session:
+        assert session.get(DailyUsage, (today, member.member_id, "phone")).lookups == 2
+        assert session.get(DailyUsage, (today, "m_elsewhere", "phone")) is None
+
+
+def test_a_fold_that_fails_never_fails_the_lookup_it_rides_on(
+        redis_app, make_member, monkeypatch, caplog):
+    member = make_member()
+    http = redis_app.test_client()
+    counter = redis_app.extensions["clue_lookup_counter"]
+    assert signed(http, member, "POST", "/v1/lookups", _lookup_body(1)).status_code == 200
+    counter._next_flush = 0.0  # the next look-up folds
+    with monkeypatch.context() as patch, caplog.at_level("ERROR"):
+        patch.setattr("clue_server.quotas.counters.add_usage", _boom)
+        assert signed(http, member, "POST", "/v1/lookups", _lookup_body(2)).status_code == 200
+    assert "folded again" in caplog.text
+    assert counter.flush() > 0  # the batch waited in Redis; folded once the cause is gone
+    today = dt.datetime.now(dt.UTC).date()
+    with db.session_scope(redis_app) as session:
+        assert session.get(DailyUsage, (today, member.member_id, "phone")).lookups == 3
+
+
 def _boom(*_args: Any, **_kwargs: Any) -> Any:
     raise RuntimeError("the database went away")
 
