@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from clue_client.private_lookups.entries import Answer
 from clue_server.audit import services as audit
@@ -311,6 +311,18 @@ def parse_search_body(body: Any, settings: Settings) -> list[SearchItem]:
     return parsed
 
 
+def own_reports_query(member_id: str, hashes: Sequence[bytes]) -> Any:
+    """The member's reports whose token or folded hash is one of ``hashes``: found by the
+    hashes' indexes, the member tested after (a MATERIALIZED fence). With the member
+    beside the hashes, PostgreSQL walked a member newer than its statistics report by
+    report (``reports.bulk.existing`` says more)."""
+    matched = (select(Report).where(or_(Report.token_hash.in_(hashes),
+                                        Report.folded_hash.in_(hashes)))
+               .cte("matched").prefix_with("MATERIALIZED"))
+    own = aliased(Report, matched)
+    return select(own).where(own.member_id == member_id)
+
+
 def search_own(session: Session, member_id: str, items: Sequence[SearchItem],
                server_keys: ServerKeys, *, now: dt.datetime) -> list[dict[str, Any]]:
     """For each item, the caller's own reports of that type whose token (``exact``) or,
@@ -332,9 +344,7 @@ def search_own(session: Session, member_id: str, items: Sequence[SearchItem],
     hashes = list({*exact_of, *folded_of})
     for start in range(0, len(hashes), 400):
         chunk = hashes[start:start + 400]
-        for report in session.scalars(select(Report).where(
-                Report.member_id == member_id,
-                or_(Report.token_hash.in_(chunk), Report.folded_hash.in_(chunk)))):
+        for report in session.scalars(own_reports_query(member_id, chunk)):
             for index in exact_of.get(report.token_hash, ()):
                 if items[index].id_type == report.id_type:
                     exact[index][report.id] = report
