@@ -15,8 +15,9 @@ workers = int(os.environ.get("CLUE_WORKERS", min(4, multiprocessing.cpu_count() 
 # a second thread in the same process costs a look-up ~30 % more CPU (the threads hand the
 # GIL back and forth around every database round trip) for no more throughput; scale with
 # workers (processes) instead. Idle keep-alive connections wait in the worker's poller,
-# not in a thread. A worker accepts a new connection only while its thread is free
-# (clue_server/workers.py), so connections opened at once spread over the workers.
+# not in a thread. A busy worker accepts at most one new connection per request it
+# finishes (clue_server/workers.py), so connections opened at once spread over the
+# workers.
 worker_class = "clue_server.workers.BalancedThreadWorker"
 threads = int(os.environ.get("CLUE_THREADS", "1"))
 keepalive = 15

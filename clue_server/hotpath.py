@@ -4,10 +4,9 @@ On PostgreSQL a look-up is one statement: claim the nonce, count against the quo
 match, and add the batch and its hits to the day's usage. Other signed requests claim
 their nonce in a statement of their own. Through SQLAlchemy each statement costs tens
 of microseconds of Python around the driver call (compiled-cache lookup, execution
-context, result wrapping); here they are fixed SQL
-texts run on a DB-API connection (psycopg 3, prepared on the server; sqlite3, cached
-statements) that each worker thread keeps, with one cursor reused. Everything else in
-the server keeps SQLAlchemy.
+context, result wrapping); here they are fixed SQL texts run on a DB-API connection
+(psycopg 3, prepared on the server; sqlite3, cached statements) that each worker thread
+keeps, with one cursor reused. Everything else in the server keeps SQLAlchemy.
 
 On PostgreSQL the connection is in autocommit mode with ``synchronous_commit = off``: a
 nonce claim and a look-up count each commit as one statement without waiting for the

@@ -1,15 +1,16 @@
-"""The gunicorn worker class CLUE runs: gunicorn's threaded worker, accepting a new
-connection only while it has a request thread free.
+"""The gunicorn worker class CLUE runs: gunicorn's threaded worker, taking turns at
+accepting connections.
 
 gunicorn's ``gthread`` worker accepts every connection it is offered, busy or not, and
 a kept-alive connection then stays with the worker that accepted it. When a reverse
 proxy or a load generator opens its connections at once, one worker can end up with all
 of them while the others idle: measured here (2 workers, 16 connections), one slice in
-six served look-ups of 100 on one core, 87 req/s against 197. Accepting only when a
-request thread is free leaves the backlog to an idle worker, so connections spread over
-the workers and stay spread. No library offers this (gunicorn has no setting for it),
-hence the subclass; it uses three hooks of gunicorn 27's ``ThreadWorker``, which
-setup.cfg pins.
+six served look-ups of 100 on one core, 87 req/s against 197. Here an idle worker
+accepts at once and a busy one accepts at most one connection per request it finishes,
+so a burst spreads over the workers and stays spread. No library offers this (gunicorn
+has no setting for it), hence the subclass; it uses four hooks of gunicorn 27's
+``ThreadWorker`` (``accept``, ``enqueue_req``, ``finish_request``,
+``set_accept_enabled``), which setup.cfg pins.
 """
 
 from __future__ import annotations
