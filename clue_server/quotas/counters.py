@@ -34,13 +34,14 @@ import re
 import secrets
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from clue_server import metrics
+from clue_server import metrics, outages
 from clue_server.auth.nonces import (
     EPOCH_KEY,
     NONCE_TTL,
@@ -430,10 +431,16 @@ class RedisLookupCounter:
             try:
                 self._next_flush = time.monotonic() + FLUSH_SECONDS
                 self.flush()
-            except Exception:
-                _log.exception("folding the look-up usage buffer into daily_usage failed; "
-                               "the batch stays in Redis and is folded again in %d s",
-                               FLUSH_SECONDS)
+            except Exception as error:
+                # As errors.py logs: the error's kind, never its text (a database message
+                # can quote row values); a traceback only for what is not an outage.
+                outage = outages.dependency_of(error) is not None
+                _log.log(logging.WARNING if outage else logging.ERROR,
+                         "folding the look-up usage buffer into daily_usage failed: %s; the "
+                         "batch stays in Redis and is folded again in %d s%s",
+                         outages.describe(error), FLUSH_SECONDS,
+                         "" if outage else "\n" + "".join(
+                             traceback.format_tb(error.__traceback__)))
             finally:
                 self._flush_lock.release()
 
