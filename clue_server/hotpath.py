@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -244,19 +244,27 @@ class HotPath:
 
     def lookup(self, member_id: str, day: dt.date, lookups: dict[str, int],
                exact: Mapping[bytes, Sequence[int]], folded: Mapping[bytes, Sequence[int]],
-               item_types: Sequence[str], now: dt.datetime, *, nonce_key: str,
-               nonce_expires: dt.datetime) -> tuple[bool, int | None, list[tuple[Any, ...]]]:
-        """Claim the nonce, count the batch if it fits and match, in one go: (nonce
+               item_types: Sequence[str], now: dt.datetime,
+               hits_of: Callable[[list[tuple[Any, ...]]], Mapping[str, int]], *,
+               nonce_key: str, nonce_expires: dt.datetime
+               ) -> tuple[bool, int | None, list[tuple[Any, ...]], Mapping[str, int]]:
+        """Claim the nonce, count the batch and its hits if it fits, and match: (nonce
         claimed, count after the batch or None when it did not fit, the matching rows as
-        ``match`` gives them). A replay changes nothing; a refusal keeps the nonce. On
-        PostgreSQL the hits are counted too (``exact``/``folded``: each hash and the
-        indexes of the items carrying it, ``item_types`` their types); elsewhere the
-        caller adds them (``add_hits``)."""
+        ``match`` gives them, the hits per type as ``hits_of`` finds them in the rows).
+        A replay changes nothing; a refusal keeps the nonce. ``exact``/``folded``: each
+        hash and the indexes of the items carrying it, ``item_types`` their types. On
+        PostgreSQL all of it is one statement, which counts the hits itself; on SQLite
+        the count, then the match, then the hits."""
         if not self.postgres:
             claimed, used = self.count_lookups(member_id, day, lookups, {},
                                                nonce_key=nonce_key, nonce_expires=nonce_expires)
-            return claimed, used, (self.match(list(exact), list(folded), now)
-                                   if claimed else [])
+            if not claimed:
+                return False, None, [], {}
+            rows = self.match(list(exact), list(folded), now)
+            hits = hits_of(rows)
+            if hits and used is not None:
+                self._add_hits(member_id, day, dict(hits))
+            return True, used, rows, hits
         types = sorted(lookups)
         params: dict[str, Any] = {
             "key": nonce_key, "expires_at": nonce_expires, "day": day, "member_id": member_id,
@@ -272,12 +280,12 @@ class HotPath:
         rows = cursor.fetchall()
         claimed, used = rows[0][0], rows[0][1]
         matches = [tuple(row[2:]) for row in rows if row[2] is not None]
-        return bool(claimed), (int(used) if used is not None else None), matches
+        return (bool(claimed), (int(used) if used is not None else None), matches,
+                hits_of(matches))
 
-    def add_hits(self, member_id: str, day: dt.date, hits: dict[str, int]) -> None:
-        """Add matched items to the day's usage rows the look-up's count created (SQLite;
-        on PostgreSQL ``lookup`` counts them itself)."""
-        assert not self.postgres
+    def _add_hits(self, member_id: str, day: dt.date, hits: dict[str, int]) -> None:
+        """Add matched items to the day's usage rows the look-up's count created
+        (SQLite; on PostgreSQL the look-up's statement counts them)."""
         types = sorted(hits)
         cursor = self.cursor()
         cursor.executemany(

@@ -224,9 +224,7 @@ def _stored_entries(session: Session, oprf_version: int, ids: list[bytes]) -> di
         with conn.connection.driver_connection.cursor() as cursor:
             cursor.execute(_PG_STORED, {"v": oprf_version, "ids": b"".join(ids)},
                            prepare=True)
-            return {bytes(row[0]): _Stored(bytes(row[0]), bytes(row[1]),
-                                           None if row[2] is None else bytes(row[2]), row[3])
-                    for row in cursor.fetchall()}
+            return {row[0]: _Stored(*row) for row in cursor.fetchall()}
     return {row.entry_id: row for start in range(0, len(ids), _CHUNK)
             for row in session.execute(select(
                 _ENTRIES.c.entry_id, _ENTRIES.c.entry_key, _ENTRIES.c.sealed,

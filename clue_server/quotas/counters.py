@@ -283,17 +283,14 @@ class DatabaseLookupCounter:
                ) -> list[tuple[Any, ...]]:
         assert self.hot is not None and self.nonces is not None
         self.nonces.check_epoch(nonce.created)
-        claimed, used, rows = self.hot.lookup(
-            member_id, now.date(), dict(lookups), exact, folded, types, now,
+        claimed, used, rows, hits = self.hot.lookup(
+            member_id, now.date(), dict(lookups), exact, folded, types, now, hits_of,
             nonce_key=nonce_key(nonce.key_id, nonce.nonce), nonce_expires=now + NONCE_TTL)
         if not claimed:
             raise replayed()
         self.nonces.sweep_now_and_then(now)
         if used is None:
             self._refuse(member_id, lookups, now)
-        hits = hits_of(rows)
-        if hits and not self.hot.postgres:  # PostgreSQL counted them in the same statement
-            self.hot.add_hits(member_id, now.date(), dict(hits))
         metrics.count_lookups({t: (c, hits.get(t, 0)) for t, c in lookups.items()})
         return rows
 

@@ -19,6 +19,19 @@ from clue_server.stats.models import DailyUsage
 PHONE, OTHER_PHONE, INNOCENT = "090-1234-5678", "080-2345-6789", "070-9999-0000"
 
 
+def _reporter_and_asker(make_member: Any, make_client: Any, email: str
+                        ) -> tuple[Any, Any, Any, Any]:
+    """Alice reports PHONE twice (two categories) and ``email``; Bob will ask. Returns
+    (alice, bob, alice's client, bob's client)."""
+    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
+    alice_client, _ = make_client(alice)
+    bob_client, _ = make_client(bob)
+    alice_client.register_many([ReportInput("phone", PHONE, "phishing"),
+                                ReportInput("phone", PHONE, "card_theft"),
+                                ReportInput("email", email, "phishing")])
+    return alice, bob, alice_client, bob_client
+
+
 def _rows(app: Any, model: Any) -> list[Any]:
     with db.session_scope(app) as session:
         return list(session.scalars(select(model)))
@@ -26,12 +39,8 @@ def _rows(app: Any, model: Any) -> list[Any]:
 
 def test_lookups_and_hits_are_counted_per_day_member_and_type_and_nothing_else(
         app, make_member, make_client):
-    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
-    alice_client, _ = make_client(alice)
-    bob_client, _ = make_client(bob)
-    alice_client.register_many([ReportInput("phone", PHONE, "phishing"),
-                                       ReportInput("phone", PHONE, "card_theft"),
-                                       ReportInput("email", "a@example.com", "phishing")])
+    alice, bob, alice_client, bob_client = _reporter_and_asker(
+        make_member, make_client, "a@example.com")
     alice_client.register("phone", OTHER_PHONE, "phishing")
 
     bob_client.lookup_many([("phone", PHONE), ("phone", INNOCENT), ("email", "a@example.com"),
@@ -57,12 +66,8 @@ def test_hits_count_each_matched_item_once_exact_or_folded_and_repeats_too(
     """The day's hits are the items a live report matched (on PostgreSQL counted in the
     look-up's own statement, elsewhere after it): one per item, however many reports or
     hashes it matched, by its exact or its folded form, each repeat in the batch again."""
-    alice, bob = make_member("Alice Pay"), make_member("Bob Pay")
-    alice_client, _ = make_client(alice)
-    bob_client, _ = make_client(bob)
-    alice_client.register_many([ReportInput("phone", PHONE, "phishing"),
-                                ReportInput("phone", PHONE, "card_theft"),
-                                ReportInput("email", "J.Doe+shop@googlemail.com", "phishing")])
+    _alice, bob, _alice_client, bob_client = _reporter_and_asker(
+        make_member, make_client, "J.Doe+shop@googlemail.com")
 
     results = bob_client.lookup_many([
         ("phone", PHONE), ("phone", PHONE), ("phone", INNOCENT),
