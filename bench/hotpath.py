@@ -748,9 +748,11 @@ def main(argv: list[str] | None = None) -> int:
         tallies: dict[tuple[str, str], Tally] = {}
         rates = {(c, r): FIRST_RATE[r] for c in servers for r in ROWS}
         slice_seconds = args.seconds / args.rounds
+        # An earlier checkout from before private look-ups has no protocol 2 to measure.
+        before_has_v2 = bool(args.before) and (args.before / "clue_server" / "private").is_dir()
         plan = [("floor", floor, "floor")] + [
             (c, servers[c], r) for c in servers for r in ROWS[1:]
-            if not (c.startswith("before-") and r in V2_ROWS)]
+            if not (c.startswith("before-") and r in V2_ROWS and not before_has_v2)]
         for round_no in range(args.rounds):
             print(f"round {round_no + 1}/{args.rounds}", flush=True)
             for config, server, row in plan:
