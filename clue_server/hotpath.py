@@ -11,8 +11,8 @@ keeps, with one cursor reused. Everything else in the server keeps SQLAlchemy.
 On PostgreSQL the connection is in autocommit mode with ``synchronous_commit = off``: a
 nonce claim and a look-up count each commit as one statement without waiting for the
 disk (see ``auth.nonces`` for why that is safe). Its prepared statements keep their
-generic plans (``plan_cache_mode``, see ``fast_engine``). On SQLite the counting runs in its
-own ``BEGIN IMMEDIATE`` transaction, with ``synchronous = NORMAL``.
+generic plans (``plan_cache_mode``, see ``fast_engine``). On SQLite the counting runs
+in its own ``BEGIN IMMEDIATE`` transaction, with ``synchronous = NORMAL``.
 """
 
 from __future__ import annotations
