@@ -185,10 +185,6 @@ def split_bytes_sql(p: str, width: int) -> str:
             f"FROM generate_series(0, length({p}) / {width} - 1) AS i)")
 
 
-#: 32-byte hashes as one ``bytea`` (``{p}``): see :func:`split_bytes_sql`.
-HASHES_SQL = split_bytes_sql("{p}", 32)
-
-
 def sqlite_time(value: dt.datetime) -> str:
     """How SQLAlchemy's SQLite DATETIME stores a UTC time (``db.UtcDateTime``)."""
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -8,7 +8,6 @@ may switch on; ``title`` is the same for every instance of the class and
 from __future__ import annotations
 
 import json
-import traceback
 from typing import Any, ClassVar
 
 from flask import Flask, Response
@@ -187,11 +186,10 @@ def init_app(app: Flask) -> None:
             unavailable = ServiceUnavailable(
                 f"the {dependency} is unavailable; nothing was done, retry shortly")
             return problem_response(unavailable, unavailable.headers)
-        # The traceback without the exception's own text: a database error's message
-        # can quote row values (a unique violation names the key), and no log line may
-        # carry a token or a stored hash.
-        app.logger.error("unhandled error %s\n%s", outages.describe(error),
-                         "".join(traceback.format_tb(error.__traceback__)))
+        # Never the exception's own text: a database error's message can quote row
+        # values (a unique violation names the key), and no log line may carry a token
+        # or a stored hash.
+        app.logger.error("unhandled error %s", outages.describe_with_traceback(error))
         return problem_response(ClueError("the server hit an unexpected error; nothing was stored"))
 
 

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+import traceback
 
 from sqlalchemy import exc as sa_exc
 
@@ -83,6 +84,12 @@ def describe(error: BaseException) -> str:
     if isinstance(orig, sqlite3.Error):
         return f"{name}: {orig}"
     return name
+
+
+def describe_with_traceback(error: BaseException) -> str:
+    """:func:`describe` and the traceback, for what is a bug rather than an outage: the
+    frames without the exception's own text, which may quote row values."""
+    return describe(error) + "\n" + "".join(traceback.format_tb(error.__traceback__))
 
 
 class OutageLog:

@@ -34,7 +34,6 @@ import re
 import secrets
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -429,15 +428,13 @@ class RedisLookupCounter:
                 self._next_flush = time.monotonic() + FLUSH_SECONDS
                 self.flush()
             except Exception as error:
-                # As errors.py logs: the error's kind, never its text (a database message
-                # can quote row values); a traceback only for what is not an outage.
+                # An outage in one line, a bug with its traceback (as errors.py logs).
                 outage = outages.dependency_of(error) is not None
                 _log.log(logging.WARNING if outage else logging.ERROR,
                          "folding the look-up usage buffer into daily_usage failed: %s; the "
-                         "batch stays in Redis and is folded again in %d s%s",
-                         outages.describe(error), FLUSH_SECONDS,
-                         "" if outage else "\n" + "".join(
-                             traceback.format_tb(error.__traceback__)))
+                         "batch stays in Redis and is folded again in %d s",
+                         outages.describe(error) if outage
+                         else outages.describe_with_traceback(error), FLUSH_SECONDS)
             finally:
                 self._flush_lock.release()
 

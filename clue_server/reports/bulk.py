@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
 
-from clue_server.db import HASHES_SQL, from_sqlite_time, sqlite_time
+from clue_server.db import from_sqlite_time, split_bytes_sql, sqlite_time
 
 
 class Existing(NamedTuple):
@@ -68,7 +68,7 @@ _PG_INSERT = (
 # each row against the 1,000 hashes (946 ms for a member of 30,000 reports, against
 # 10 ms). The MATERIALIZED fence keeps the member test out of the index scan; rows of
 # other members with the same hash (a few) are dropped after it.
-_PG_HASHES = HASHES_SQL.format(p="%(hashes)b::bytea")
+_PG_HASHES = split_bytes_sql("%(hashes)b::bytea", 32)
 _PG_EXISTING = (f"WITH h AS MATERIALIZED (SELECT member_id, {_COLUMNS} FROM reports "  # noqa: S608
                 f"WHERE token_hash = ANY({_PG_HASHES})) "
                 f"SELECT {_COLUMNS} FROM h WHERE member_id = %(member_id)s")

@@ -362,6 +362,29 @@ def test_replay_with_the_database_nonce_store(app, http, make_member, server):
     assert seen_nonces(app) == 1
 
 
+def test_expired_nonces_are_swept_while_requests_claim_new_ones(app, http, make_member):
+    """Every 10 s at most, a worker claiming a nonce deletes the expired ones (on
+    PostgreSQL planned afresh each time, with its real bound); live ones stay."""
+    creds = make_member()
+    now = dt.datetime.now(dt.UTC)
+    with db.session_scope(app) as session:
+        session.add_all([SeenNonce(key="old:expired", expires_at=now - dt.timedelta(seconds=1)),
+                         SeenNonce(key="old:live", expires_at=now + dt.timedelta(minutes=5))])
+    store, sweeps = app.extensions["clue_nonces"], 7  # beyond psycopg's prepare_threshold (5)
+    for _ in range(sweeps):
+        store._next_sweep = 0.0  # a sweep with each ping
+        assert signed(http, creds, "GET", "/v1/ping").status_code == 200
+    with db.session_scope(app) as session:
+        keys_left = {n.key for n in session.query(SeenNonce)}
+    assert "old:expired" not in keys_left and "old:live" in keys_left
+    assert len(keys_left) == 1 + sweeps  # the live one and the pings' own
+    hot = app.extensions["clue_hot"]
+    if hot.postgres:  # never kept as a generic plan: not a prepared statement at all
+        cursor = hot.cursor()
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        assert not [s for (s,) in cursor.fetchall() if "DELETE FROM seen_nonces" in s]
+
+
 def test_replay_across_two_app_instances_sharing_the_database(app, make_app, make_member,
                                                               server):
     creds = make_member()
